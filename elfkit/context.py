@@ -1,0 +1,107 @@
+"""`start()`: resolve and validate a run (profile, seed, device, progress), seed it, and describe it."""
+from __future__ import annotations
+
+import dataclasses
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import torch
+
+from . import __version__, log, paths, profiles, seeding
+from .errors import ElfkitError
+
+
+@dataclass
+class Context:
+    experiment: str               # NN_slug, e.g. "00_quickstart"
+    profile: profiles.Profile
+    seed: int
+    device: torch.device
+    progress: str                 # bar | rows | off
+    started_utc: str = ""
+    t0: float = field(default_factory=time.perf_counter)
+
+    @property
+    def results_dir(self):
+        return paths.results_dir(self.profile.name, self.experiment)
+
+    @property
+    def figures_dir(self):
+        return paths.figures_dir(self.profile.name)
+
+    @property
+    def runs_dir(self):
+        return paths.runs_dir(self.profile.name)
+
+    def config(self) -> dict:
+        """What the cached results depend on (and nothing else: not the device, not the git sha)."""
+        return {"experiment": self.experiment, "seed": self.seed, "profile": dataclasses.asdict(self.profile)}
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ElfkitError("device='cuda' but CUDA is not available; use device='auto' or 'cpu'")
+    return torch.device(device)
+
+
+def start(experiment: str, profile: str = "cpu", *, seed: int = 0, device: str = "auto", progress: str = "auto",
+          overrides: dict | None = None, quiet: bool = False) -> Context:
+    """Validate the profile (+overrides), seed everything, pick the device and progress mode, print a header."""
+    prof = profiles.get(profile, **(overrides or {}))
+    ctx = Context(experiment, prof, int(seed), resolve_device(device), log.resolve_progress(progress),
+                  datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    seeding.seed_all(ctx.seed, deterministic=prof.deterministic, threads=prof.threads or None)
+    if not quiet:
+        print(f"elfkit {__version__} | {experiment} | profile {prof.name} | seed {seed} | device {describe_device(ctx.device)}"
+              f" | threads {torch.get_num_threads()} | git {git_sha()[:10]}{' (dirty)' if git_dirty() else ''}")
+    return ctx
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def _git(*args) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=paths.repo_root(), capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def git_sha() -> str:
+    return _git("rev-parse", "HEAD") or "unknown"
+
+
+def git_dirty() -> bool:
+    """Uncommitted changes to tracked files under the package, notebooks or build files (results/ excluded)."""
+    return bool(_git("status", "--porcelain", "--untracked-files=no", "--", "elfkit", "notebooks", "pyproject.toml",
+                     "Makefile"))
+
+
+def _version(pkg: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return "missing"
+
+
+def provenance(ctx: Context, wall_s: float, data_source: dict | None = None) -> dict:
+    """Who/what/where produced a result: git state, versions, device, threads, wall time, data files."""
+    return {
+        "git_sha": git_sha(), "git_dirty": git_dirty(), "elfkit": __version__, "torch": torch.__version__,
+        "torchvision": _version("torchvision"), "numpy": _version("numpy"), "python": platform.python_version(),
+        "platform": platform.platform(), "device": describe_device(ctx.device), "threads": torch.get_num_threads(),
+        "started_utc": ctx.started_utc, "wall_s": round(wall_s, 2),
+        "params": {"profile": ctx.profile.name, "seed": ctx.seed, "device": str(ctx.device)},
+        "data": data_source or {},
+    }

@@ -1,0 +1,252 @@
+"""Datasets as whole normalised tensors in memory: offline Fashion-MNIST, torchvision downloads, a synthetic set."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import paths
+from .errors import DataNotFoundError, ElfkitError
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass(frozen=True)
+class Spec:
+    channel: int
+    im_size: tuple[int, int]
+    num_classes: int
+    mean: tuple[float, ...]       # per-channel statistics (base-methods.md §9)
+    std: tuple[float, ...]
+
+
+SPECS = {
+    "mnist": Spec(1, (28, 28), 10, (0.1307,), (0.3081,)),
+    "fashion_mnist": Spec(1, (28, 28), 10, (0.2861,), (0.3530,)),
+    "svhn": Spec(3, (32, 32), 10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    "cifar10": Spec(3, (32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": Spec(3, (32, 32), 100, (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "tinyimagenet": Spec(3, (64, 64), 200, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "synthetic": Spec(1, (28, 28), 10, (0.0,), (1.0,)),
+}
+ALIASES = {"fashionmnist": "fashion_mnist", "fmnist": "fashion_mnist", "fashion-mnist": "fashion_mnist",
+           "cifar-10": "cifar10", "cifar-100": "cifar100", "tiny": "tinyimagenet", "tiny-imagenet": "tinyimagenet"}
+
+
+@dataclass
+class Data:
+    """A dataset as tensors: images normalised with `mean`/`std`, shape [N, C, H, W]; labels int64."""
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    spec: Spec
+    class_names: tuple[str, ...]
+    source: dict = field(default_factory=dict)   # path or URL and file hashes, for provenance
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    def to(self, device) -> "Data":
+        for k in ("x_train", "y_train", "x_test", "y_test"):
+            setattr(self, k, getattr(self, k).to(device))
+        return self
+
+    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
+        """Back to [0, 1] pixel space for viewing."""
+        m = torch.tensor(self.spec.mean, device=x.device).view(1, -1, 1, 1)
+        s = torch.tensor(self.spec.std, device=x.device).view(1, -1, 1, 1)
+        return (x * s + m).clamp(0, 1)
+
+
+def canonical(name: str) -> str:
+    key = name.lower().replace(" ", "")
+    key = ALIASES.get(key, key)
+    if key not in SPECS:
+        raise ElfkitError(f"unknown dataset {name!r}; choose one of {sorted(SPECS)}")
+    return key
+
+
+def load(name: str = "fashion_mnist", device: str | torch.device = "cpu") -> Data:
+    """Load a whole dataset as normalised tensors. Fashion-MNIST works offline (see `find_fashion_mnist`)."""
+    key = canonical(name)
+    if os.environ.get("ELFKIT_NO_DATA") and key != "synthetic":
+        raise ElfkitError(f"dataset loading is disabled (ELFKIT_NO_DATA is set) but {key} was requested")
+    if key == "synthetic":
+        data = synthetic()
+    elif key == "fashion_mnist":
+        data = _load_fashion_mnist()
+    elif key == "tinyimagenet":
+        data = _load_tinyimagenet()
+    else:
+        data = _load_torchvision(key)
+    return data.to(device)
+
+
+def _normalise(u8: torch.Tensor, spec: Spec) -> torch.Tensor:
+    """uint8 [N, C, H, W] → float32 normalised."""
+    x = u8.float().div_(255)
+    m = torch.tensor(spec.mean).view(1, -1, 1, 1)
+    s = torch.tensor(spec.std).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """elfkit's IDX reader (gzip or raw): magic 2051 = images [N, H, W], 2049 = labels [N]; big-endian header."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    magic = struct.unpack(">I", raw[:4])[0]
+    ndim = {2051: 3, 2049: 1}.get(magic)
+    if ndim is None:
+        raise ElfkitError(f"{path} is not an IDX image/label file (magic {magic}); re-download or reinstall it")
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise ElfkitError(f"{path} is truncated ({body.size} of {int(np.prod(dims))} values); re-download it")
+    return torch.from_numpy(body.copy()).view(*dims)
+
+
+def _idx_file(folder: Path, stem: str) -> Path | None:
+    for p in (folder / f"{stem}.gz", folder / stem):
+        if p.is_file():
+            return p
+    return None
+
+
+def find_fashion_mnist() -> Path | None:
+    """$ELFKIT_DATA (or its fashion-mnist/ subfolder), the Debian package folder, then elfkit's cache."""
+    candidates = []
+    if os.environ.get("ELFKIT_DATA"):
+        root = Path(os.environ["ELFKIT_DATA"]).expanduser()
+        candidates += [root, root / "fashion-mnist", root / "fashion_mnist"]
+    candidates += [DEBIAN_DIR, paths.cache_dir() / "fashion-mnist", paths.cache_dir() / "FashionMNIST" / "raw"]
+    for folder in candidates:
+        if all(_idx_file(folder, s) for s in IDX_FILES):
+            return folder
+    return None
+
+
+def _sha256(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _load_fashion_mnist() -> Data:
+    folder = find_fashion_mnist()
+    if folder is None:
+        try:
+            _download_fashion_mnist()
+        except Exception as e:  # no network, no torchvision: one clear message instead of a traceback wall
+            raise DataNotFoundError(
+                "Fashion-MNIST not found. Set ELFKIT_DATA to a folder with the four IDX .gz files "
+                f"({', '.join(s + '.gz' for s in IDX_FILES)}), or install the Debian package dataset-fashion-mnist "
+                f"(apt-get install dataset-fashion-mnist → {DEBIAN_DIR}); the download into {paths.cache_dir()} "
+                f"failed too ({type(e).__name__}: {str(e)[:120]})."
+            ) from None
+        folder = find_fashion_mnist()
+    files = [_idx_file(folder, s) for s in IDX_FILES]
+    xtr, ytr, xte, yte = (read_idx(p) for p in files)
+    if len(xtr) != 60000 or len(ytr) != 60000 or len(xte) != 10000 or len(yte) != 10000:
+        raise ElfkitError(f"Fashion-MNIST in {folder} has {len(xtr)}/{len(xte)} images, expected 60000/10000")
+    spec = SPECS["fashion_mnist"]
+    return Data("fashion_mnist", _normalise(xtr[:, None], spec), ytr.long(), _normalise(xte[:, None], spec),
+                yte.long(), spec, FASHION_CLASSES,
+                {"path": str(folder), "files": {p.name: _sha256(p) for p in files}})
+
+
+def _download_fashion_mnist() -> None:
+    from .torchvision_compat import torchvision
+
+    tv = torchvision()
+    for train in (True, False):
+        tv.datasets.FashionMNIST(str(paths.cache_dir()), train=train, download=True)
+
+
+def _load_torchvision(key: str) -> Data:
+    from .torchvision_compat import torchvision
+
+    tv = torchvision()
+    root = Path(os.environ.get("ELFKIT_DATA") or paths.cache_dir())
+    cls = {"mnist": tv.datasets.MNIST, "cifar10": tv.datasets.CIFAR10, "cifar100": tv.datasets.CIFAR100,
+           "svhn": tv.datasets.SVHN}[key]
+    try:
+        if key == "svhn":
+            tr, te = cls(str(root), split="train", download=True), cls(str(root), split="test", download=True)
+        else:
+            tr, te = cls(str(root), train=True, download=True), cls(str(root), train=False, download=True)
+    except Exception as e:
+        raise DataNotFoundError(
+            f"{key} not found under {root} and the torchvision download failed ({type(e).__name__}: "
+            f"{str(e)[:120]}). Set ELFKIT_DATA to a folder in torchvision's layout, or connect to the network."
+        ) from None
+    spec = SPECS[key]
+
+    def tensors(ds):
+        if key == "svhn":
+            return torch.from_numpy(ds.data), torch.as_tensor(ds.labels)
+        x = torch.as_tensor(np.asarray(ds.data))
+        x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
+        return x, torch.as_tensor(ds.targets)
+
+    (xtr, ytr), (xte, yte) = tensors(tr), tensors(te)
+    names = tuple(getattr(tr, "classes", None) or [str(i) for i in range(spec.num_classes)])
+    return Data(key, _normalise(xtr, spec), ytr.long(), _normalise(xte, spec), yte.long(), spec, names,
+                {"path": str(root), "torchvision": cls.__name__})
+
+
+def _load_tinyimagenet() -> Data:
+    """tiny-imagenet-200 from $ELFKIT_DATA/tiny-imagenet-200 (train/<wnid>/images, val/val_annotations.txt)."""
+    from PIL import Image
+
+    root = Path(os.environ.get("ELFKIT_DATA") or paths.cache_dir()) / "tiny-imagenet-200"
+    if not (root / "wnids.txt").is_file():
+        raise DataNotFoundError(f"TinyImageNet not found: expected {root}/wnids.txt. Download tiny-imagenet-200.zip, "
+                                "unzip it and set ELFKIT_DATA to the folder that contains tiny-imagenet-200/.")
+    wnids = (root / "wnids.txt").read_text().split()
+    index = {w: i for i, w in enumerate(wnids)}
+
+    def read(files):
+        return torch.from_numpy(np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])).permute(0, 3, 1, 2)
+
+    train = [(f, index[w]) for w in wnids for f in sorted((root / "train" / w / "images").glob("*.JPEG"))]
+    val = [(root / "val" / "images" / ln.split("\t")[0], index[ln.split("\t")[1]])
+           for ln in (root / "val" / "val_annotations.txt").read_text().splitlines() if ln]
+    spec = SPECS["tinyimagenet"]
+    xtr, xte = read([f for f, _ in train]), read([f for f, _ in val])
+    return Data("tinyimagenet", _normalise(xtr, spec), torch.tensor([c for _, c in train]), _normalise(xte, spec),
+                torch.tensor([c for _, c in val]), spec, tuple(wnids), {"path": str(root)})
+
+
+def synthetic(num_classes: int = 10, n_train: int = 64, n_test: int = 20, seed: int = 0) -> Data:
+    """Class-conditional patterns (a smooth template per class + noise), 1×28×28: smoke runs and tests, no files."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.randn(num_classes, 1, 7, 7, generator=g)
+    templates = torch.nn.functional.interpolate(low, size=(28, 28), mode="bilinear", align_corners=False)
+
+    def draw(n):
+        y = torch.arange(num_classes).repeat_interleave(n)
+        x = templates[y] + 0.8 * torch.randn(len(y), 1, 28, 28, generator=g)
+        return x, y
+
+    xtr, ytr = draw(n_train)
+    xte, yte = draw(n_test)
+    return Data("synthetic", xtr, ytr, xte, yte, SPECS["synthetic"],
+                tuple(f"class {i}" for i in range(num_classes)), {"generator": f"synthetic(seed={seed})"})
+
+
+def class_indices(y: torch.Tensor, num_classes: int) -> list[torch.Tensor]:
+    """Indices of each class, computed once (real batches per class are drawn from these)."""
+    order = torch.argsort(y, stable=True)
+    counts = torch.bincount(y, minlength=num_classes).tolist()
+    return list(order.split(counts))

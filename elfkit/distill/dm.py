@@ -1,0 +1,159 @@
+"""DM — distribution matching (Zhao & Bilen, WACV 2023), faithful to base-methods.md §4, resumable."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .. import augment, log, models, seeding
+from ..data import Data, class_indices
+from ..errors import DivergenceError, ElfkitError
+from ..synset import SynSet
+
+REAL_CHUNK_CPU = 32   # the real-side forward runs in chunks on CPU: activations stay in cache (exact: no grad)
+
+
+def _embed_real(net, x, cpu: bool):
+    with torch.no_grad():
+        if not cpu:
+            return net.embed(x)
+        return torch.cat([net.embed(c) for c in x.split(REAL_CHUNK_CPU)])
+
+
+def _layout(x, cpu):
+    return x.contiguous(memory_format=torch.channels_last) if cpu else x
+
+
+def init_real(data: Data, ipc: int, g: torch.Generator) -> torch.Tensor:
+    """ipc random real training images per class, class-major."""
+    cls = class_indices(data.y_train.cpu(), data.num_classes)
+    idx = torch.cat([c[torch.randperm(len(c), generator=g)[:ipc]] for c in cls])
+    return data.x_train[idx.to(data.x_train.device)].detach().clone()
+
+
+def dm_loss(net, x_real, y_real, x_syn, y_syn, num_classes: int, bn: bool, cpu: bool = False) -> torch.Tensor:
+    """Σ_c ‖mean e(real_c) − mean e(syn_c)‖². BN nets see all classes in one forward (mixed batch statistics);
+    per-sample-normalised nets give the same features per sample either way, so they are batched too."""
+    if bn:
+        with torch.no_grad():
+            e_real = net.embed(x_real)
+    else:
+        e_real = _embed_real(net, x_real, cpu)
+    e_syn = net.embed(x_syn)
+    mu_real = torch.zeros(num_classes, e_real.shape[1], device=e_real.device).index_add_(0, y_real, e_real)
+    mu_real = mu_real / torch.bincount(y_real, minlength=num_classes).clamp_min(1)[:, None]
+    mu_syn = torch.zeros(num_classes, e_syn.shape[1], device=e_syn.device, dtype=e_syn.dtype).index_add(0, y_syn, e_syn)
+    mu_syn = mu_syn / torch.bincount(y_syn, minlength=num_classes).clamp_min(1)[:, None]
+    return ((mu_real - mu_syn) ** 2).sum()
+
+
+def _fingerprint(**cfg) -> str:
+    return json.dumps(cfg, sort_keys=True, default=str)
+
+
+def _save_checkpoint(path: Path, it: int, images, opt, g, fingerprint: str, curve: list) -> None:
+    from safetensors.torch import save_file
+
+    buf = opt.state[opt.param_groups[0]["params"][0]].get("momentum_buffer")
+    tensors = {"images": images.detach().cpu().contiguous(), "rng": g.get_state()}
+    if buf is not None:
+        tensors["momentum"] = buf.detach().cpu().contiguous()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    save_file(tensors, tmp, metadata={"iteration": str(it), "fingerprint": fingerprint, "curve": json.dumps(curve)})
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, fingerprint: str):
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+            t = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise ElfkitError(f"checkpoint {path} is unreadable ({e}); delete it to start over") from None
+    if meta.get("fingerprint") != fingerprint:
+        raise ElfkitError(f"checkpoint {path} belongs to a different DM configuration; delete it or pass another "
+                          "checkpoint path")
+    return int(meta["iteration"]), t, json.loads(meta.get("curve", "[]"))
+
+
+def distill(
+    data: Data, *, ipc: int, arch: str = "ConvNet", iterations: int = 20000, batch_real: int = 256,
+    lr_img: float = 1.0, momentum: float = 0.5, dsa_strategy: str | None = None, seed: int = 0,
+    device: str | torch.device = "cpu", checkpoint: str | Path | None = None, checkpoint_every: int = 0,
+    resume: bool = False, progress: str = "off", curve_every: int = 10,
+) -> SynSet:
+    """Distribution matching. Real init; SGD(lr_img, momentum 0.5) on the pixels; each iteration draws a fresh
+    frozen network (train mode), batch_real real images per class, ONE Siamese DSA draw per class shared by the
+    real and synthetic images of that class, and takes one step on Σ_c ‖mean e(R_c) − mean e(S_c)‖².
+    Deterministic from `seed`; with `checkpoint`, state is saved every `checkpoint_every` iterations and
+    `resume=True` continues to the same final tensor as an uninterrupted run."""
+    device = torch.device(device)
+    cpu = device.type == "cpu"
+    strategy = dsa_strategy if dsa_strategy is not None else augment.strategy_for(data.name)
+    C = data.num_classes
+    cfg = dict(method="DM", dataset=data.name, ipc=ipc, arch=arch, iterations=iterations, batch_real=batch_real,
+               lr_img=lr_img, momentum=momentum, dsa_strategy=strategy, seed=seed)
+    fp = _fingerprint(**cfg)
+    g = seeding.generator(seeding.derive(seed, "dm"))
+    x_all, y_all = data.x_train.to(device), data.y_train.to(device)
+    cls = class_indices(data.y_train.cpu(), C)
+    if min(len(c) for c in cls) == 0:
+        raise ElfkitError(f"{data.name}: some class has no training images; DM needs real images of every class")
+    images = init_real(data, ipc, g).to(device).requires_grad_(True)
+    y_syn = torch.arange(C, device=device).repeat_interleave(ipc)
+    opt = torch.optim.SGD([images], lr=lr_img, momentum=momentum)
+    start, curve = 0, []
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt is not None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        if resume and ckpt.is_file():
+            start, t, curve = _load_checkpoint(ckpt, fp)
+            with torch.no_grad():
+                images.copy_(t["images"].to(device))
+            if "momentum" in t:
+                opt.state[images]["momentum_buffer"] = t["momentum"].to(device)
+            g.set_state(t["rng"])
+    probe = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size)
+    bn = models.has_batchnorm(probe)
+    t0 = time.perf_counter()
+    with log.Progress(iterations, f"DM ipc{ipc} {arch}", progress) as bar:
+        bar.update(start)
+        for it in range(start, iterations):
+            with seeding.forked(seeding.derive(seed, "dm-net", it), device):
+                net = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size)
+            net = net.to(device).train().requires_grad_(False)
+            if cpu:
+                net = net.to(memory_format=torch.channels_last)
+            ridx = torch.cat([c[torch.randperm(len(c), generator=g)[:batch_real]] for c in cls]).to(device)
+            x_real, y_real = x_all[ridx], y_all[ridx]
+            if strategy:
+                x_real, x_syn = augment.siamese_by_class(x_real, y_real, images, y_syn, C, strategy, g)
+            else:
+                x_syn = images
+            loss = dm_loss(net, _layout(x_real, cpu), y_real, _layout(x_syn, cpu), y_syn, C, bn, cpu)
+            opt.zero_grad(set_to_none=False)
+            loss.backward()
+            opt.step()
+            if it % curve_every == 0 or it == iterations - 1:
+                val = float(loss)
+                if not torch.isfinite(torch.tensor(val)):
+                    raise DivergenceError(f"DM loss became {val} at iteration {it}; lower lr_img (now {lr_img}). "
+                                          f"The last good checkpoint is kept{f' at {ckpt}' if ckpt else ''}.")
+                curve.append([it, val])
+                bar.update(it + 1 - bar.n, loss=val)
+            if ckpt is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
+                if not torch.isfinite(images).all():
+                    raise DivergenceError(f"DM images became non-finite at iteration {it}; lower lr_img. "
+                                          f"The last good checkpoint is kept at {ckpt}.")
+                _save_checkpoint(ckpt, it + 1, images, opt, g, fp, curve)
+        bar.update(iterations - bar.n)
+    meta = {**cfg, "wall_s": round(time.perf_counter() - t0, 2), "resumed_from": start, "loss_curve": curve,
+            "mean": data.spec.mean, "std": data.spec.std, "class_names": list(data.class_names)}
+    return SynSet(images.detach().cpu().clone(), y_syn.cpu(), meta)

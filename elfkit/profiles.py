@@ -1,0 +1,94 @@
+"""The three run scales as frozen dataclasses: smoke (CI, seconds), cpu (2-core laptop, minutes), paper (GPU)."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+
+from .errors import ElfkitError
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    dataset: str                  # fashion_mnist | mnist | cifar10 | cifar100 | svhn | tinyimagenet | synthetic
+    ipc: int                      # images per class of the quickstart's synthetic set
+    ipcs: tuple[int, ...]         # IPCs of the paper tables
+    distill_arch: str             # the distillation network (ConvNet in every paper table)
+    eval_archs: tuple[str, ...]   # evaluation architectures of the quickstart
+    dm_iterations: int            # DM outer iterations (paper: 20000)
+    dm_batch_real: int            # real images per class per DM iteration (paper: 256)
+    dm_lr_img: float              # SGD lr on the synthetic pixels (paper: 1.0), momentum 0.5
+    checkpoint_every: int         # distillation checkpoint interval (iterations)
+    eval_epochs: int              # E; the loop runs E+1 epochs, lr x0.1 after epoch E//2+1 (paper: 1000 with DSA)
+    eval_lr: float                # SGD lr of evaluation training (paper: 0.01)
+    eval_batch: int               # minibatch over the synthetic set (paper: 256)
+    eval_dsa: bool                # DSA augmentation while training evaluation models (paper: True for DSA/DM)
+    n_eval_models: int            # fresh evaluation models per (set, architecture); model i uses seed + i
+    test_batch: int               # batch of the test pass (no effect on results)
+    threads: int                  # torch threads (fixed for determinism); 0 = leave torch's default
+    deterministic: bool           # torch.use_deterministic_algorithms
+
+
+SMOKE = Profile(
+    name="smoke", dataset="synthetic", ipc=2, ipcs=(1,), distill_arch="ConvNet",
+    eval_archs=("ConvNet", "ResNet18"), dm_iterations=4, dm_batch_real=16, dm_lr_img=1.0,
+    checkpoint_every=2, eval_epochs=4, eval_lr=0.01, eval_batch=256, eval_dsa=True, n_eval_models=2,
+    test_batch=500, threads=1, deterministic=True,
+)
+
+# Sized for 2 CPU cores: the quickstart notebook recomputes in about 10 minutes (README, performance section).
+CPU = Profile(
+    name="cpu", dataset="fashion_mnist", ipc=10, ipcs=(1, 10), distill_arch="ConvNet",
+    eval_archs=("ConvNet", "ResNet18"), dm_iterations=400, dm_batch_real=128, dm_lr_img=1.0,
+    checkpoint_every=100, eval_epochs=100, eval_lr=0.01, eval_batch=256, eval_dsa=True, n_eval_models=3,
+    test_batch=500, threads=2, deterministic=True,
+)
+
+# The published hyperparameters (base-methods.md §4, §8): DM main_DM.py defaults, DSA evaluation, 1000 epochs.
+PAPER = Profile(
+    name="paper", dataset="fashion_mnist", ipc=10, ipcs=(1, 10, 50), distill_arch="ConvNet",
+    eval_archs=("ConvNet", "ResNet18"), dm_iterations=20000, dm_batch_real=256, dm_lr_img=1.0,
+    checkpoint_every=1000, eval_epochs=1000, eval_lr=0.01, eval_batch=256, eval_dsa=True, n_eval_models=5,
+    test_batch=1000, threads=0, deterministic=False,
+)
+
+PROFILES = {p.name: p for p in (SMOKE, CPU, PAPER)}
+
+
+def _coerce(name: str, value, hint):
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ElfkitError(f"override {name!r} must be a list or tuple, got {value!r}")
+        (inner, *_rest) = typing.get_args(hint)
+        return tuple(_coerce(name, v, inner) for v in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ElfkitError(f"override {name!r} must be True or False, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ElfkitError(f"override {name!r} must be an int, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ElfkitError(f"override {name!r} must be a number, got {value!r}")
+        return float(value)
+    if hint is str and not isinstance(value, str):
+        raise ElfkitError(f"override {name!r} must be a string, got {value!r}")
+    return value
+
+
+def get(name: str, **overrides) -> Profile:
+    """The named profile with validated overrides (unknown keys and wrong types raise, listing the valid keys)."""
+    if name not in PROFILES:
+        raise ElfkitError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    base = PROFILES[name]
+    hints = typing.get_type_hints(Profile)
+    valid = [f.name for f in dataclasses.fields(Profile) if f.name != "name"]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ElfkitError(f"unknown profile override(s) {unknown}; valid keys: {', '.join(valid)}")
+    clean = {k: _coerce(k, v, hints[k]) for k, v in overrides.items()}
+    return dataclasses.replace(base, **clean)

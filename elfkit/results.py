@@ -1,0 +1,162 @@
+"""Result files: tidy records + config + hash + provenance, written atomically, replayed with integrity checks."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .context import Context, provenance
+from .errors import ElfkitError, StaleResultsError
+
+SCHEMA = 1
+RECORDS_FILE = "records.json"
+
+
+def _canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def config_hash(config: dict) -> str:
+    return "sha256:" + hashlib.sha256(_canonical(config)).hexdigest()
+
+
+def records_sha256(records: list[dict]) -> str:
+    return "sha256:" + hashlib.sha256(_canonical(records)).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def atomic_write_json(path: Path, obj) -> Path:
+    """Write to a temporary file in the same folder, then os.replace: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, sort_keys=False, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+@dataclass
+class Output:
+    """What an experiment's run(ctx) returns: tidy records plus artefact files it wrote into ctx.results_dir."""
+    records: list[dict]
+    artefacts: list[str] = field(default_factory=list)   # file names relative to the experiment's results folder
+    data_source: dict = field(default_factory=dict)
+
+
+@dataclass
+class Results:
+    path: Path
+    experiment: str
+    profile: str
+    config: dict
+    config_hash: str
+    provenance: dict
+    records: list[dict]
+    artefacts: dict
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.records)
+
+    def artefact(self, name: str) -> Path:
+        return self.path.parent / name
+
+    def describe(self) -> str:
+        p = self.provenance
+        return (f"{self.experiment} [{self.profile}] {len(self.records)} records | git {p.get('git_sha', '?')[:10]}"
+                f"{' dirty' if p.get('git_dirty') else ''} | {p.get('device')} | torch {p.get('torch')} | "
+                f"{p.get('wall_s', 0):.0f} s | {p.get('started_utc')}")
+
+
+def _check_finite(records: list[dict]) -> None:
+    for r in records:
+        v = r.get("value")
+        if isinstance(v, float) and v != v:
+            raise ElfkitError(f"an experiment produced NaN in record {r}; nothing was written. Lower the learning "
+                              "rate or check the input data, then rerun with recompute=True")
+
+
+def load(path: Path, expected_config: dict | None = None) -> Results:
+    """Read a records file and verify schema, records checksum, artefact hashes and (optionally) the config hash."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ElfkitError(f"{path} is not a readable results file ({e}); rerun with recompute=True") from None
+    if doc.get("schema") != SCHEMA:
+        raise ElfkitError(f"{path}: schema {doc.get('schema')} is not {SCHEMA}; rerun with recompute=True")
+    if records_sha256(doc["records"]) != doc.get("records_sha256"):
+        raise ElfkitError(f"{path}: records do not match records_sha256 (hand-edited or corrupt); "
+                          "rerun with recompute=True")
+    for name, digest in doc.get("artefacts", {}).items():
+        f = path.parent / name
+        if not f.is_file() or file_sha256(f) != digest:
+            raise ElfkitError(f"{path}: artefact {name} is missing or changed; rerun with recompute=True")
+    if expected_config is not None and config_hash(expected_config) != doc.get("config_hash"):
+        raise StaleResultsError(
+            f"stale results: {path} was computed with a different configuration than the current "
+            f"profile {expected_config['profile']['name']!r} (+overrides, seed). Rerun with -p recompute True, "
+            "or use the committed profile and seed without overrides.")
+    return Results(path, doc["experiment"], doc["profile"], doc["config"], doc["config_hash"], doc["provenance"],
+                   doc["records"], doc.get("artefacts", {}))
+
+
+def cached(ctx: Context, fn: Callable[[Context], Output], recompute: bool = False) -> Results:
+    """Replay results/<profile>/<experiment>/records.json, or (recompute=True) run fn(ctx) and write it atomically."""
+    path = ctx.results_dir / RECORDS_FILE
+    config = ctx.config()
+    if not recompute:
+        if not path.is_file():
+            raise ElfkitError(f"no committed results for profile {ctx.profile.name!r} ({path}); "
+                              "rerun with -p recompute True")
+        res = load(path, expected_config=config)
+        print(res.describe())
+        return res
+    if ctx.profile.name == "paper" and ctx.device.type != "cuda":
+        print("profile 'paper' with recompute=True needs a CUDA GPU (GPU hours of work). On Colab: Runtime > "
+              "Change runtime type > GPU. Staying in replay mode.")
+        return cached(ctx, fn, recompute=False)
+    t0 = time.perf_counter()
+    out = fn(ctx)
+    _check_finite(out.records)
+    doc = {
+        "schema": SCHEMA, "experiment": ctx.experiment, "profile": ctx.profile.name, "config": config,
+        "config_hash": config_hash(config), "records_sha256": records_sha256(out.records),
+        "provenance": provenance(ctx, time.perf_counter() - t0, out.data_source),
+        "artefacts": {a: file_sha256(ctx.results_dir / a) for a in out.artefacts},
+        "records": out.records,
+    }
+    atomic_write_json(path, doc)
+    res = load(path, expected_config=config)
+    print(res.describe())
+    return res
+
+
+def environment_freeze(profile: str) -> None:
+    """pip freeze of the environment that produced committed runs → results/<profile>/ENVIRONMENT.txt."""
+    import subprocess
+    import sys
+
+    from . import paths
+
+    out = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True,
+                         text=True).stdout
+    (paths.results_dir(profile) / "ENVIRONMENT.txt").write_text(
+        f"# python {sys.version.split()[0]}, torch {torch.__version__}\n" + out)

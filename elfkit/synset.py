@@ -1,0 +1,83 @@
+"""SynSet: a synthetic set (images, labels, metadata) saved as safetensors; foreign *_best.pt pairs load safely."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import ElfkitError
+
+
+@dataclass
+class SynSet:
+    """Images in the dataset's normalised space [N, C, H, W]; hard class-major labels [N]; metadata + provenance."""
+    images: torch.Tensor
+    labels: torch.Tensor
+    meta: dict = field(default_factory=dict)   # method, dataset, ipc, config, seed, provenance, ...
+
+    def __post_init__(self):
+        if self.images.ndim != 4 or self.labels.ndim != 1 or len(self.images) != len(self.labels):
+            raise ElfkitError(f"a SynSet needs images [N,C,H,W] and labels [N]; got {tuple(self.images.shape)} "
+                              f"and {tuple(self.labels.shape)}")
+        if not torch.isfinite(self.images).all():
+            raise ElfkitError("the synthetic images contain NaN or inf; the distillation diverged (lower lr_img)")
+
+    @property
+    def ipc(self) -> int:
+        return int(torch.bincount(self.labels).max())
+
+    def save(self, path: str | Path) -> Path:
+        """Atomic write (temporary file, then os.replace) of a .safetensors file with the metadata as JSON."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file({"images": self.images.detach().cpu().contiguous(), "labels": self.labels.cpu().contiguous()},
+                      tmp, metadata={"elfkit_meta": json.dumps(self.meta, sort_keys=True, default=str)})
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+
+def load(path: str | Path) -> SynSet:
+    """Load an elfkit .safetensors SynSet (never unpickles). A corrupt file raises one clear error."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ElfkitError(f"no synthetic set at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("elfkit_meta", "{}"))
+            images, labels = f.get_tensor("images"), f.get_tensor("labels")
+    except ElfkitError:
+        raise
+    except Exception as e:
+        raise ElfkitError(f"{path} is not a readable SynSet ({type(e).__name__}: {str(e)[:100]}); "
+                          "re-run the distillation that produced it") from None
+    return SynSet(images.float(), labels.long(), meta)
+
+
+def load_foreign(images_path: str | Path, labels_path: str | Path, **meta) -> SynSet:
+    """A set saved by the published DD codebases: `images_best.pt` / `labels_best.pt`, already normalised with the
+    dataset's statistics. Loaded with weights_only=True (plain tensors only, no arbitrary code)."""
+    try:
+        images = torch.load(images_path, map_location="cpu", weights_only=True)
+        labels = torch.load(labels_path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ElfkitError(f"could not load {images_path} / {labels_path} as plain tensors "
+                          f"({type(e).__name__}: {str(e)[:100]})") from None
+    if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
+        raise ElfkitError("images_best.pt / labels_best.pt must each hold one tensor")
+    if labels.ndim == 2:  # soft labels are not supported by the standard protocol
+        raise ElfkitError("soft labels ([N, C]) are not supported; pass hard labels [N]")
+    return SynSet(images.float(), labels.long(), {"source": str(images_path), **meta})
