@@ -23,7 +23,7 @@ from elfkit.errors import ElfkitError
 from elfkit.networks import VGG11_CFG, AlexNet, ConvNet, LeNet, MLP, ResNet, VGG
 
 __all__ = ["ModelError", "register", "create", "list_models", "split", "feature_shape", "matching_feature_model",
-           "has_batchnorm"]
+           "splittable_models", "has_batchnorm"]
 
 
 class ModelError(ElfkitError, ValueError):

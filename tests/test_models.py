@@ -29,10 +29,6 @@ def _x(c, hw, b=2):
     return torch.randn(b, c, hw, hw, generator=torch.Generator().manual_seed(1))
 
 
-def _final_linear(model):
-    return model.classifier
-
-
 @pytest.mark.parametrize("c,hw", SHAPES, ids=lambda v: str(v))
 @pytest.mark.parametrize("name", ALL)
 def test_forward_backward_embed(name, c, hw):
@@ -45,7 +41,7 @@ def test_forward_backward_embed(name, c, hw):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
     assert torch.isfinite(x.grad).all()
     emb = model.embed(x.detach())
-    assert emb.shape == (2, _final_linear(model).in_features)
+    assert emb.shape == (2, model.classifier.in_features)
     assert isinstance(model.classifier, nn.Linear)
 
 
@@ -92,6 +88,7 @@ def test_elf_feature_shapes_match_feature_model(name, shape, c, hw):
 
 
 def test_other_split_choices():
+    rng = torch.random.get_rng_state()
     assert feature_shape("AlexNet", 3, (32, 32)) == (192, 4, 4)
     assert matching_feature_model("AlexNet", 1, (28, 28)) == "ConvNetW192"
     assert feature_shape("ResNet18_AP", 3, (32, 32)) == (512, 4, 4)
@@ -101,6 +98,7 @@ def test_other_split_choices():
     assert matching_feature_model("ConvNetD4", 3, (64, 64)) == "ConvNetD4"
     assert matching_feature_model("ResNet18ImageNet", 3, (64, 64)) == "ConvNetD4W256"
     assert feature_shape("ResNet18", 3, (64, 64)) == (512, 8, 8)
+    assert torch.equal(rng, torch.random.get_rng_state())  # shapes come from meta-device models
 
 
 @pytest.mark.parametrize("name", ["LeNet", "MLP"])
@@ -125,6 +123,11 @@ def test_double_registration_raises(monkeypatch):
     def _tiny(name, channel, num_classes, im_size, **kw):
         return models.MLP(channel, num_classes, im_size)
 
+    @models.register
+    def TinyBareNet(name, channel, num_classes, im_size, **kw):
+        return models.MLP(channel, num_classes, im_size)
+
+    assert "TinyBareNet" in list_models("tiny*")
     assert create("tinytestnet", 1, 3, (4, 4))(torch.zeros(1, 1, 4, 4)).shape == (1, 3)
     with pytest.raises(ValueError, match="already registered"):
         models.register("TINYTESTNET")(_tiny)
