@@ -99,7 +99,10 @@ def cmd_bench(a) -> int:
 def cmd_list_models(a) -> int:
     from .models import list_models
 
-    print("\n".join(list_models(a.pattern)))
+    names = list_models(a.pattern)
+    if not names:
+        raise ElfkitError(f"no registered model matches {a.pattern!r}; `elfkit list-models` lists all")
+    print("\n".join(names))
     return 0
 
 
@@ -170,6 +173,8 @@ def main(argv=None) -> int:
     except ElfkitError as e:
         print(f"elfkit: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `elfkit list-models | head`
+        return 0
     except KeyboardInterrupt:
         print("interrupted; checkpoints written so far are kept (rerun with --resume)", file=sys.stderr)
         return 130

@@ -105,13 +105,16 @@ def _normalise(u8: torch.Tensor, spec: Spec) -> torch.Tensor:
 def read_idx(path: Path) -> torch.Tensor:
     """elfkit's IDX reader (gzip or raw): magic 2051 = images [N, H, W], 2049 = labels [N]; big-endian header."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    magic = struct.unpack(">I", raw[:4])[0]
-    ndim = {2051: 3, 2049: 1}.get(magic)
-    if ndim is None:
-        raise ElfkitError(f"{path} is not an IDX image/label file (magic {magic}); re-download or reinstall it")
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+        magic = struct.unpack(">I", raw[:4])[0]
+        ndim = {2051: 3, 2049: 1}.get(magic)
+        if ndim is None:
+            raise ElfkitError(f"{path} is not an IDX image/label file (magic {magic}); re-download or reinstall it")
+        dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    except (struct.error, EOFError, OSError, gzip.BadGzipFile) as e:
+        raise ElfkitError(f"{path} is truncated or corrupt ({type(e).__name__}: {e}); re-download it") from None
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
         raise ElfkitError(f"{path} is truncated ({body.size} of {int(np.prod(dims))} values); re-download it")

@@ -37,6 +37,7 @@ class Progress:
         self.total, self.desc, self.mode, self.n = total, desc, mode, 0
         self.every = max(1, total // max(1, rows))
         self.t0 = time.perf_counter()
+        self.printed = 0          # rows mode: last multiple of `every` that was printed
         self.bar = None
         if mode == "bar":
             if "ipykernel" in sys.modules:
@@ -51,7 +52,8 @@ class Progress:
             self.bar.update(n)
             if metrics:
                 self.bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)
-        elif self.mode == "rows" and (self.n % self.every == 0 or self.n == self.total):
+        elif self.mode == "rows" and (self.n // self.every > self.printed or self.n == self.total) and self.n:
+            self.printed = self.n // self.every
             vals = "  ".join(f"{k} {v:>9.4g}" for k, v in metrics.items())
             print(f"{self.desc:<28} {self.n:>6}/{self.total:<6} {vals}  {time.perf_counter() - self.t0:>7.1f}s",
                   flush=True)

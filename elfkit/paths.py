@@ -30,7 +30,9 @@ def results_dir(profile: str, experiment: str | None = None) -> Path:
 
 
 def figures_dir(profile: str) -> Path:
-    p = _base() / "figures" / profile
+    """figures/<profile>; ELFKIT_FIGURES_DIR (else ELFKIT_RESULTS_DIR) replaces the repo root."""
+    env = os.environ.get("ELFKIT_FIGURES_DIR")
+    p = (Path(env).expanduser().resolve() if env else _base() / "figures") / profile
     p.mkdir(parents=True, exist_ok=True)
     return p
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -88,8 +89,9 @@ class Results:
 def _check_finite(records: list[dict]) -> None:
     for r in records:
         v = r.get("value")
-        if isinstance(v, float) and v != v:
-            raise ElfkitError(f"an experiment produced NaN in record {r}; nothing was written. Lower the learning "
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ElfkitError(f"an experiment produced a non-finite value (NaN or inf: {v}) in record {r}; nothing "
+                              "was written. Lower the learning "
                               "rate or check the input data, then rerun with recompute=True")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -122,7 +121,6 @@ def distill(
             g.set_state(t["rng"])
     probe = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size)
     bn = models.has_batchnorm(probe)
-    t0 = time.perf_counter()
     with log.Progress(iterations, f"DM ipc{ipc} {arch}", progress) as bar:
         bar.update(start)
         for it in range(start, iterations):
@@ -142,7 +140,7 @@ def distill(
             loss.backward()
             opt.step()
             if it % curve_every == 0 or it == iterations - 1:
-                val = float(loss)
+                val = float(loss.detach())
                 if not torch.isfinite(torch.tensor(val)):
                     raise DivergenceError(f"DM loss became {val} at iteration {it}; lower lr_img (now {lr_img}). "
                                           f"The last good checkpoint is kept{f' at {ckpt}' if ckpt else ''}.")
@@ -154,6 +152,7 @@ def distill(
                                           f"The last good checkpoint is kept at {ckpt}.")
                 _save_checkpoint(ckpt, it + 1, images, opt, g, fp, curve)
         bar.update(iterations - bar.n)
-    meta = {**cfg, "wall_s": round(time.perf_counter() - t0, 2), "resumed_from": start, "loss_curve": curve,
+    # no wall time in the metadata: the saved file must be byte-identical across runs of the same config
+    meta = {**cfg, "loss_curve": curve,
             "mean": data.spec.mean, "std": data.spec.std, "class_names": list(data.class_names)}
     return SynSet(images.detach().cpu().clone(), y_syn.cpu(), meta)

@@ -1,0 +1,209 @@
+"""Tests for the `elfkit` console script: help texts, list-models, distill → evaluate, foreign sets, clean errors."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from elfkit import cli
+from elfkit.synset import SynSet, load
+
+FAST_DISTILL = ["--dataset", "synthetic", "--ipc", "1", "--iterations", "2", "--batch-real", "8", "--progress", "off",
+                "--device", "cpu"]
+FAST_EVAL = ["--dataset", "synthetic", "--arch", "ConvNet", "--n-models", "1", "--epochs", "2", "--progress", "off",
+             "--device", "cpu"]
+
+
+class NotATensor:
+    """A plain class instance: pickles fine, but torch.load(weights_only=True) must refuse it."""
+
+    def __init__(self):
+        self.payload = [1, 2, 3]
+
+
+def run(argv, capsys):
+    rc = cli.main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def assert_clean_error(rc, err, *needles):
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("elfkit: error: "), err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, (n, err)
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory):
+    """One tiny DM run through the CLI, shared by the tests that evaluate it."""
+    folder = tmp_path_factory.mktemp("cli")
+    out = folder / "s.safetensors"
+    rc = cli.main(["distill", *FAST_DISTILL, "--out", str(out)])
+    assert rc == 0
+    return out
+
+
+# --- help -----------------------------------------------------------------------------------------------------------
+
+def test_console_script_exists():
+    exe = Path(sys.executable).with_name("elfkit")
+    assert exe.is_file(), f"{exe} missing: is elfkit installed (pip install -e .)?"
+    p = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    for cmd in ("distill", "evaluate", "reproduce", "bench", "list-models"):
+        assert cmd in p.stdout
+
+
+def test_top_level_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: elfkit")
+    for cmd in ("distill", "evaluate", "reproduce", "bench", "list-models"):
+        assert cmd in out
+
+
+@pytest.mark.parametrize("cmd,options", [
+    ("distill", ["--method", "--dataset", "--ipc", "--arch", "--iterations", "--batch-real", "--lr-img",
+                 "--checkpoint", "--checkpoint-every", "--resume", "--out", "--seed", "--device", "--progress"]),
+    ("evaluate", ["synset", "--labels", "--dataset", "--arch", "--n-models", "--epochs", "--lr", "--batch",
+                  "--no-dsa", "--out", "--seed", "--device", "--progress"]),
+    ("reproduce", ["--profile", "--only", "--recompute", "--seed", "--device"]),
+    ("bench", ["--quick", "--out", "--device"]),
+    ("list-models", ["pattern"]),
+])
+def test_subcommand_help(capsys, cmd, options):
+    with pytest.raises(SystemExit) as e:
+        cli.main([cmd, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: elfkit {cmd}")
+    for opt in options:
+        assert opt in out, (cmd, opt)
+
+
+def test_no_subcommand_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main([])
+    assert e.value.code == 2
+    assert "usage: elfkit" in capsys.readouterr().err
+
+
+# --- list-models ----------------------------------------------------------------------------------------------------
+
+def test_list_models_pattern(capsys):
+    rc, out, _ = run(["list-models", "ConvNet*"], capsys)
+    assert rc == 0
+    names = out.split()
+    assert "ConvNet" in names
+    assert all(n.startswith("ConvNet") for n in names)
+    rc, out_all, _ = run(["list-models"], capsys)
+    assert rc == 0 and set(names) < set(out_all.split())
+
+
+# --- distill → evaluate ---------------------------------------------------------------------------------------------
+
+def test_distill_writes_synset_and_record(distilled):
+    syn = load(distilled)
+    assert syn.images.shape == (10, 1, 28, 28)
+    assert syn.labels.tolist() == list(range(10))
+    assert syn.meta["method"] == "DM" and syn.meta["dataset"] == "synthetic" and syn.meta["ipc"] == 1
+    doc = json.loads(distilled.with_suffix(".json").read_text())
+    assert doc["schema"] == 1 and doc["experiment"] == "distill"
+    assert doc["config"]["iterations"] == 2 and doc["config"]["dataset"] == "synthetic"
+    assert "out" not in doc["config"] and "progress" not in doc["config"]
+    assert [r["iteration"] for r in doc["records"]] == [0, 1]
+    assert all(r["metric"] == "dm_loss" for r in doc["records"])
+    from elfkit.results import records_sha256
+
+    assert doc["records_sha256"] == records_sha256(doc["records"])
+    assert "git_sha" in doc["provenance"]
+
+
+def test_evaluate_synset(distilled, tmp_path, capsys):
+    out = tmp_path / "e.json"
+    rc, stdout, err = run(["evaluate", distilled, *FAST_EVAL, "--out", out], capsys)
+    assert rc == 0, err
+    assert f"wrote {out}" in stdout
+    doc = json.loads(out.read_text())
+    assert doc["experiment"] == "evaluate"
+    (rec,) = doc["records"]
+    assert rec["metric"] == "test_acc" and 0.0 <= rec["value"] <= 1.0
+    assert rec["eval_arch"] == "ConvNet" and rec["model_seed"] == 0
+    assert rec["method"] == "DM" and rec["ipc"] == 1
+
+
+def test_evaluate_foreign_pt_pair(tmp_path, capsys):
+    g = torch.Generator().manual_seed(0)
+    torch.save(torch.randn(10, 1, 28, 28, generator=g), tmp_path / "images_best.pt")
+    torch.save(torch.arange(10), tmp_path / "labels_best.pt")
+    out = tmp_path / "foreign.json"
+    rc, _, err = run(["evaluate", tmp_path / "images_best.pt", *FAST_EVAL, "--out", out], capsys)
+    assert rc == 0, err
+    (rec,) = json.loads(out.read_text())["records"]
+    assert rec["method"] == "foreign" and rec["metric"] == "test_acc" and rec["ipc"] == 1
+
+
+# --- errors: exit code 2 and one line on stderr ---------------------------------------------------------------------
+
+def test_corrupt_safetensors(tmp_path, capsys):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8,
+                                  generator=torch.Generator().manual_seed(0)).numpy().tobytes())
+    rc, _, err = run(["evaluate", bad, *FAST_EVAL, "--out", tmp_path / "e.json"], capsys)
+    assert_clean_error(rc, err, "not a readable SynSet")
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_missing_synset(tmp_path, capsys):
+    rc, _, err = run(["evaluate", tmp_path / "nope.safetensors", *FAST_EVAL], capsys)
+    assert_clean_error(rc, err, "no synthetic set at")
+
+
+@pytest.mark.parametrize("cmd", ["distill", "evaluate"])
+def test_unknown_dataset_lists_choices(cmd, distilled, tmp_path, capsys):
+    if cmd == "distill":
+        argv = ["distill", "--dataset", "imagenet21k", "--iterations", "1", "--progress", "off",
+                "--out", tmp_path / "x.safetensors"]
+    else:
+        argv = ["evaluate", distilled, "--dataset", "imagenet21k", "--progress", "off"]
+    rc, _, err = run(argv, capsys)
+    assert_clean_error(rc, err, "unknown dataset 'imagenet21k'", "fashion_mnist", "synthetic", "cifar10")
+
+
+def test_unknown_method(tmp_path, capsys):
+    rc, _, err = run(["distill", "--method", "mtt", *FAST_DISTILL, "--out", tmp_path / "x.safetensors"], capsys)
+    assert_clean_error(rc, err, "method 'mtt'", "DM")
+
+
+def test_wrong_image_shape_for_dataset(tmp_path, capsys):
+    path = SynSet(torch.randn(10, 3, 32, 32), torch.arange(10), {"dataset": "cifar10"}).save(tmp_path / "c.safetensors")
+    rc, _, err = run(["evaluate", path, *FAST_EVAL], capsys)
+    assert_clean_error(rc, err, "(3, 32, 32)", "(1, 28, 28)", "--dataset")
+
+
+def test_foreign_pickle_with_objects_is_refused(tmp_path, capsys):
+    torch.save({"images": NotATensor()}, tmp_path / "images_best.pt")
+    torch.save(torch.arange(10), tmp_path / "labels_best.pt")
+    rc, _, err = run(["evaluate", tmp_path / "images_best.pt", *FAST_EVAL], capsys)
+    assert_clean_error(rc, err, "could not load", "plain tensors")
+
+
+def test_foreign_non_tensor_container_is_refused(tmp_path, capsys):
+    torch.save({"images": torch.zeros(10, 1, 28, 28)}, tmp_path / "images_best.pt")   # weights_only accepts a dict
+    torch.save(torch.arange(10), tmp_path / "labels_best.pt")
+    rc, _, err = run(["evaluate", tmp_path / "images_best.pt", *FAST_EVAL], capsys)
+    assert_clean_error(rc, err, "must each hold one tensor")
+
+
+def test_foreign_soft_labels_are_refused(tmp_path, capsys):
+    torch.save(torch.zeros(10, 1, 28, 28), tmp_path / "images_best.pt")
+    torch.save(torch.eye(10), tmp_path / "labels_best.pt")
+    rc, _, err = run(["evaluate", tmp_path / "images_best.pt", *FAST_EVAL], capsys)
+    assert_clean_error(rc, err, "soft labels")

@@ -1,0 +1,102 @@
+"""Notebooks: house conventions (static), every notebook at smoke through papermill, replay of committed results."""
+import ast
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from elfkit.experiments import BY_SLUG
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+PARAMS = ["profile", "recompute", "seed", "device", "progress", "overrides"]
+
+
+def _cells(nb):
+    return json.loads(nb.read_text())["cells"]
+
+
+def _src(cell):
+    s = cell["source"]
+    return "".join(s) if isinstance(s, list) else s
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_conventions(nb):
+    doc = json.loads(nb.read_text())
+    assert doc["metadata"]["kernelspec"]["name"] == "python3"
+    cells = doc["cells"]
+    params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged 'parameters'"
+    tree = ast.parse(_src(params[0]))
+    names = [n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)]
+    assert names == PARAMS
+    assert all(isinstance(n.value, (ast.Constant, ast.Dict)) for n in tree.body), "literals only"
+    first = _src(cells[0])
+    assert cells[0]["cell_type"] == "markdown"
+    assert f"colab.research.google.com/github/" in first and f"notebooks/{nb.name}" in first
+    assert f"labpath=notebooks%2F{nb.name}" in first
+    for c in cells:
+        if c["cell_type"] != "code":
+            continue
+        assert not c.get("outputs") and c.get("execution_count") is None, "outputs must be stripped"
+        code = _src(c)
+        assert len(code.splitlines()) <= 12, "code cells stay short (logic belongs in elfkit)"
+        lines = [ln[:len(ln) - len(ln.lstrip())] + "pass" if ln.lstrip().startswith(("!", "%")) else ln
+                 for ln in code.splitlines()]  # IPython magics are not Python
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            assert not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Lambda, ast.For, ast.While)), \
+                f"no def/class/lambda/loops in notebooks: {code[:60]}"
+    assert nb.stem in BY_SLUG, "each notebook has an experiment module declaring its PRODUCTS"
+
+
+def _execute(nb, out, **params):
+    import papermill as pm
+
+    t0 = time.perf_counter()
+    pm.execute_notebook(str(nb), str(out), cwd=str(ROOT), kernel_name="python3", progress_bar=False,
+                        parameters=params, execution_timeout=300)
+    return time.perf_counter() - t0
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_smoke(nb, tmp_path, results_root):
+    wall = _execute(nb, tmp_path / nb.name, profile="smoke", recompute=True, progress="rows")
+    print(f"{nb.stem}: smoke {wall:.1f} s")
+    for p in BY_SLUG[nb.stem].PRODUCTS:
+        assert (results_root / p.format(profile="smoke")).exists(), p
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_replays_committed_results(nb, tmp_path, monkeypatch):
+    """A bare papermill run (no parameters) replays results/cpu from the checkout: no data, no network, fast."""
+    monkeypatch.delenv("ELFKIT_RESULTS_DIR")                  # read the committed results/ of the checkout
+    monkeypatch.setenv("ELFKIT_FIGURES_DIR", str(tmp_path))    # ... but draw the figures elsewhere
+    monkeypatch.setenv("ELFKIT_NO_DATA", "1")                  # any dataset load raises
+    wall = _execute(nb, tmp_path / nb.name)
+    print(f"{nb.stem}: replay {wall:.1f} s")
+    assert wall < 120
+    for p in BY_SLUG[nb.stem].PRODUCTS:
+        if p.startswith("figures/"):
+            assert (tmp_path / p.split("/", 1)[1].format(profile="cpu")).exists(), p
+        else:
+            assert (ROOT / p.format(profile="cpu")).exists(), p
+
+
+def test_committed_results_are_clean_real_runs():
+    """Committed records: produced from a clean tree, checksum intact, config hash of the current profile."""
+    from elfkit import context, profiles, results
+
+    files = sorted((ROOT / "results").glob("*/*/records.json"))
+    for f in files:
+        doc = json.loads(f.read_text())
+        assert doc["provenance"]["git_dirty"] is False, f
+        prof = profiles.get(doc["profile"])
+        ctx = context.Context(doc["experiment"], prof, doc["config"]["seed"], None, "off")
+        results.load(f, expected_config=ctx.config())          # checksum, artefacts, config hash
+        for a in doc.get("artefacts", {}):
+            assert (f.parent / a).stat().st_size < 2_000_000, f"{a}: committed artefacts stay small"
