@@ -68,8 +68,17 @@ def cmd_evaluate(a) -> int:
         raise ElfkitError(f"{path}: images are {tuple(syn.images.shape[1:])} but {data.name} needs "
                           f"{(data.spec.channel, *data.spec.im_size)}; pass the right --dataset")
     t0 = time.perf_counter()
-    recs = evaluate_synset(syn, data, a.arch, n_models=a.n_models, seed=a.seed, epochs=a.epochs, lr=a.lr,
-                           batch_size=a.batch, dsa=not a.no_dsa, device=ctx.device, progress=ctx.progress)
+    if a.elf:
+        from . import elf
+
+        fm = elf.feature_models(data, Path(a.feature_root), epoch=a.feature_epoch, seed=a.feature_seed,
+                                epochs=a.feature_epochs, device=ctx.device)
+        recs = elf.evaluate(syn, data, a.arch, fm, mode=a.loss_mode, kind=a.feature_loss, lam_front=a.lam_front,
+                            lam_rear=a.lam_rear, n_models=a.n_models, seed=a.seed, epochs=a.epochs, lr=a.lr,
+                            batch_size=a.batch, dsa=not a.no_dsa, device=ctx.device, progress=ctx.progress)
+    else:
+        recs = evaluate_synset(syn, data, a.arch, n_models=a.n_models, seed=a.seed, epochs=a.epochs, lr=a.lr,
+                               batch_size=a.batch, dsa=not a.no_dsa, device=ctx.device, progress=ctx.progress)
     for r in recs:
         r.update(synset=str(path), ipc=syn.ipc, method=syn.meta.get("method", "foreign"))
     import pandas as pd
@@ -80,6 +89,18 @@ def cmd_evaluate(a) -> int:
     cfg = {k: v for k, v in vars(a).items() if k not in ("func", "progress", "out")}
     _write_record(Path(a.out or path.with_suffix(".eval.json")), "evaluate", cfg, recs, ctx,
                   time.perf_counter() - t0, data.source)
+    return 0
+
+
+def cmd_train_feature_model(a) -> int:
+    from . import data as datasets, experts
+
+    ctx = _context("cli_feature_model", a.seed, a.device, a.progress)
+    data = datasets.load(a.dataset, device=ctx.device)
+    snaps = sorted(set(a.snapshots) | {a.epochs}) if a.snapshots else None
+    t = experts.train(data, a.arch, recipe=a.recipe, seed=a.seed, root=Path(a.root), snapshot_epochs=snaps,
+                      epochs=a.epochs, device=ctx.device, progress=ctx.progress, test_every=a.test_every)
+    print(f"trajectory in {t.folder}: snapshots {t.epochs()}; test accuracy {t.test_acc}")
     return 0
 
 
@@ -144,8 +165,33 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--batch", type=int, default=256, help="minibatch size")
     e.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation (DC protocol)")
     e.add_argument("--out", help="records file (default: <synset>.eval.json)")
+    e.add_argument("--elf", action="store_true", help="ELF: train with features of a matching feature model")
+    e.add_argument("--loss-mode", default="front_rear_task", choices=["task", "front_task", "rear_task", "front_rear",
+                   "front_rear_task"], help="ELF loss composition (default: front_rear_task; task = baseline)")
+    e.add_argument("--feature-loss", default="CE", choices=["CE", "L2", "L1", "COS"], help="ELF front loss")
+    e.add_argument("--lam-front", type=float, default=1.0, help="weight of the front (feature) term")
+    e.add_argument("--lam-rear", type=float, default=1.0, help="weight of the rear (feature → logits) term")
+    e.add_argument("--feature-root", default="feature_models", help="folder of trained feature models")
+    e.add_argument("--feature-epoch", type=int, default=100, help="feature-model snapshot (release: 100)")
+    e.add_argument("--feature-epochs", type=int, help="length of the feature model's training (release: 200)")
+    e.add_argument("--feature-seed", type=int, default=3407, help="seed of the feature model (release: 3407)")
     common(e)
     e.set_defaults(func=cmd_evaluate)
+
+    f = sub.add_parser("train-feature-model", help="train a network on real data keeping per-epoch snapshots "
+                       "(ELF feature models, MTT experts, pre-trained pools)")
+    f.add_argument("--dataset", default="fashion_mnist", help="training data")
+    f.add_argument("--arch", default="ConvNetW512", help="ConvNetW512 matches ResNet18/VGG11, ConvNet matches ConvNet")
+    f.add_argument("--recipe", default="elf_feature", choices=["elf_feature", "mtt_expert", "ptm"],
+                   help="optimiser and schedule (elf_feature: 200 epochs SGD 0.01/0.9/5e-4, x0.1 after 101)")
+    f.add_argument("--epochs", type=int, help="shorten the recipe (milestones inside it are kept)")
+    f.add_argument("--snapshots", type=int, nargs="+", help="epochs to keep (default: every epoch)")
+    f.add_argument("--root", default="feature_models", help="output folder (one subfolder per config hash)")
+    f.add_argument("--test-every", type=int, default=0, help="record test accuracy every N epochs (0: never)")
+    f.add_argument("--seed", type=int, default=3407, help="initialisation and data-order seed (release: 3407)")
+    f.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    f.add_argument("--progress", default="auto", choices=["auto", "bar", "rows", "off"], help="progress display")
+    f.set_defaults(func=cmd_train_feature_model)
 
     r = sub.add_parser("reproduce", help="run the notebooks through papermill at a profile")
     r.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="scale (default: cpu)")

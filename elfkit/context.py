@@ -37,8 +37,16 @@ class Context:
         return paths.runs_dir(self.profile.name)
 
     def config(self) -> dict:
-        """What the cached results depend on (and nothing else: not the device, not the git sha)."""
-        return {"experiment": self.experiment, "seed": self.seed, "profile": dataclasses.asdict(self.profile)}
+        """What the cached results depend on: the experiment, the seed and the profile fields the experiment declares
+        it uses (its USES), so a new profile field never invalidates other experiments' committed results. Not the
+        device, not the git sha."""
+        from .experiments import BY_SLUG
+
+        prof = dataclasses.asdict(self.profile)
+        mod = BY_SLUG.get(self.experiment)
+        uses = getattr(mod, "USES", None)
+        fields = {k: prof[k] for k in uses} if uses else {k: v for k, v in prof.items() if k != "name"}
+        return {"experiment": self.experiment, "seed": self.seed, "profile": {"name": self.profile.name, **fields}}
 
 
 def resolve_device(device: str) -> torch.device:

@@ -16,6 +16,10 @@ CPU_MICRO_BATCH = 25
 CPU_TEST_CHUNK = 50
 
 
+def _ce(model, x, y, idx):
+    return F.cross_entropy(model(x), y)
+
+
 def _sgd(model, lr, momentum, weight_decay):
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
 
@@ -56,15 +60,17 @@ def train_and_eval(
 ) -> dict:
     """The evaluation protocol of base-methods.md §8: SGD(lr, momentum 0.9, wd 5e-4), E+1 epochs (0..E) over
     shuffled minibatches, lr x0.1 after epoch E//2+1 with a rebuilt optimiser, DSA per batch (independent
-    per-sample parameters), then one test pass. `loss_fn(model, x_aug, y, idx)` replaces CE (ELF); `g` drives
-    shuffling and augmentation."""
+    per-sample parameters), then one test pass. `loss_fn(model, x_aug, y, idx)` (a batch mean) replaces CE (ELF);
+    on CPU a loss marked `decomposable` is accumulated over micro-batches. `g` drives shuffling and augmentation."""
     from .models import has_batchnorm
 
     device = x.device
     cl = device.type == "cpu" and channels_last_on_cpu(model)
     if cl:
         model = model.to(memory_format=torch.channels_last)
-    micro = CPU_MICRO_BATCH if (device.type == "cpu" and loss_fn is None and not has_batchnorm(model)) else None
+    decomposable = loss_fn is None or getattr(loss_fn, "decomposable", False)
+    micro = CPU_MICRO_BATCH if (device.type == "cpu" and decomposable and not has_batchnorm(model)) else None
+    loss_fn = loss_fn or _ce
     model.train()
     opt = _sgd(model, lr, momentum, weight_decay)
     decay_at = epochs // 2 + 1
@@ -80,17 +86,17 @@ def train_and_eval(
                     xb = augment.dsa(xb, dsa_strategy, g)
                 xb = _layout(xb, cl)
                 opt.zero_grad(set_to_none=True)
-                if loss_fn is not None:
-                    loss = loss_fn(model, xb, yb, idx)
-                    loss.backward()
-                elif micro and len(idx) > micro:
+                if micro and len(idx) > micro:
                     loss = torch.zeros((), device=device)
-                    for xc, yc in zip(xb.split(micro), yb.split(micro)):
-                        part = F.cross_entropy(model(xc), yc, reduction="sum") / len(idx)
+                    for sl in torch.arange(len(idx)).split(micro):
+                        if loss_fn is _ce:   # CE summed over the micro-batch / batch size: the batch mean
+                            part = F.cross_entropy(model(xb[sl]), yb[sl], reduction="sum") / len(idx)
+                        else:                # a decomposable batch-mean loss, weighted by the micro-batch's share
+                            part = loss_fn(model, xb[sl], yb[sl], idx[sl.to(device)]) * (len(sl) / len(idx))
                         part.backward()
                         loss += part.detach()
                 else:
-                    loss = F.cross_entropy(model(xb), yb)
+                    loss = loss_fn(model, xb, yb, idx)
                     loss.backward()
                 opt.step()
                 last = loss.detach()

@@ -13,6 +13,8 @@ PRODUCTS = ["results/{profile}/00_quickstart/records.json",
             "figures/{profile}/00_quickstart_accuracy.png",
             "figures/{profile}/00_quickstart_dm_loss.png"]
 SYNSET_FILE = "synset_dm.safetensors"
+USES = ("dataset", "ipc", "distill_arch", "eval_archs", "dm_iterations", "dm_batch_real", "dm_lr_img", "eval_epochs",
+        "eval_lr", "eval_batch", "eval_dsa", "n_eval_models")   # the profile fields that shape the results
 
 
 def run(ctx) -> Output:

@@ -1,0 +1,157 @@
+"""ELF — evaluation with distillation features (elf.md §2–§6): the four feature losses, the loss modes, features
+computed once, and the ELF training of a split evaluation network. Baseline = loss mode `task`, everything else equal."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import augment, models, seeding
+from .data import Data
+from .errors import ElfkitError
+from .synset import SynSet
+
+FEATURE_LOSSES = ("CE", "L2", "L1", "COS")
+LOSS_MODES = ("task", "front_task", "rear_task", "front_rear", "front_rear_task")
+
+
+def feature_loss(kind: str, s: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """s = front output, f = stored feature, both [B, C, H, W] (elf.md §4.2).
+    CE:  probability-target CE over channels with the *unnormalised* f: -(f * log_softmax(s, 1)).sum(1).mean().
+    L2/L1: mean over all B·C·H·W elements.  COS: ONE cosine distance over the whole flattened batch, eps on the
+    product of norms: 1 - <u, v> / (|u| |v| + 1e-6)."""
+    kind = kind.upper()
+    if s.shape != f.shape:
+        raise ElfkitError(f"feature shapes differ: front {tuple(s.shape)} vs feature {tuple(f.shape)}")
+    if kind == "CE":
+        return -(f * F.log_softmax(s, dim=1)).sum(dim=1).mean()
+    if kind == "L2":
+        return F.mse_loss(s, f)
+    if kind == "L1":
+        return F.l1_loss(s, f)
+    if kind == "COS":
+        u, v = s.reshape(-1), f.reshape(-1)
+        return 1 - (u * v).sum() / (u.norm() * v.norm() + 1e-6)
+    raise ElfkitError(f"unknown feature loss {kind!r}; choose one of {FEATURE_LOSSES}")
+
+
+@torch.no_grad()
+def compute_features(feature_model: nn.Module, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """The feature model's front output for every image, once, in eval mode, no augmentation, no gradient."""
+    front, _ = models.split(feature_model)
+    was = feature_model.training
+    feature_model.eval()
+    out = torch.cat([front(c).float() for c in x.split(batch)])
+    feature_model.train(was)
+    return out
+
+
+def check_shapes(eval_arch: str, data: Data, feats: torch.Tensor) -> None:
+    want = models.feature_shape(eval_arch, data.spec.channel, data.spec.im_size)
+    if tuple(feats.shape[1:]) != tuple(want):
+        hint = models.matching_feature_model(eval_arch, data.spec.channel, data.spec.im_size)
+        raise ElfkitError(f"the feature model gives {tuple(feats.shape[1:])} features but {eval_arch}'s split needs "
+                          f"{tuple(want)}; train a matching feature model ({hint})")
+
+
+class ElfLoss:
+    """loss_fn(model, x_aug, y, idx) for train.train_and_eval. Each term is a batch mean, so the loss of a
+    micro-batch weighted by its share equals the full-batch loss, except for the batch-wide COS."""
+
+    def __init__(self, feats: torch.Tensor, mode: str = "front_rear_task", kind: str = "CE", lam_front: float = 1.0,
+                 lam_rear: float = 1.0, feature_model: nn.Module | None = None):
+        if mode not in LOSS_MODES:
+            raise ElfkitError(f"unknown loss mode {mode!r}; choose one of {LOSS_MODES}")
+        self.feats, self.mode, self.kind = feats, mode, kind.upper()
+        self.lam_front, self.lam_rear = lam_front, lam_rear
+        self.feature_model = feature_model       # set: features of the augmented batch (a flagged deviation, D2)
+        if self.kind not in FEATURE_LOSSES:
+            raise ElfkitError(f"unknown feature loss {kind!r}; choose one of {FEATURE_LOSSES}")
+        self.decomposable = self.kind != "COS" or "front" not in mode or mode == "front_task"
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        front, rear = models.split(model)
+        s = front(x)
+        task = F.cross_entropy(rear(s), y)
+        if self.mode == "task":
+            return task
+        if self.feature_model is not None:
+            with torch.no_grad():
+                f = models.split(self.feature_model)[0](x).float()
+        else:
+            f = self.feats[idx]
+        if self.mode == "front_task":                      # the release always uses channel-CE here (D5)
+            return self.lam_front * feature_loss("CE", s, f) + task
+        rear_term = F.cross_entropy(rear(f), y)          # f is a constant: this term trains the rear only
+        if self.mode == "rear_task":
+            return self.lam_rear * rear_term + task
+        front_term = feature_loss(self.kind, s, f)
+        if self.mode == "front_rear":                      # no task term; λ_rear ignored (weight 1), as released
+            return self.lam_front * front_term + rear_term
+        return self.lam_front * front_term + self.lam_rear * rear_term + task
+
+
+def evaluate(
+    synset: SynSet, data: Data, archs, feature_model_for, *, mode: str = "front_rear_task", kind: str = "CE",
+    lam_front: float = 1.0, lam_rear: float = 1.0, on_augmented: bool = False, n_models: int = 3, seed: int = 0,
+    epochs: int = 300, lr: float = 0.01, batch_size: int = 256, dsa: bool = True, test_batch: int = 256,
+    device: str | torch.device = "cpu", progress: str = "off",
+) -> list[dict]:
+    """ELF evaluation: identical to evaluate.evaluate_synset (same seeds, schedule, augmentation, test pass) except
+    for the loss. `feature_model_for(arch)` returns the (trained) feature ConvNet whose split output matches arch's
+    split. Mode `task` takes exactly the baseline code path."""
+    from .train import train_and_eval
+
+    device = torch.device(device)
+    x, y = synset.images.to(device), synset.labels.to(device)
+    xt, yt = data.x_test.to(device), data.y_test.to(device)
+    strategy = augment.strategy_for(data.name) if dsa else None
+    out = []
+    for arch in archs:
+        loss = None
+        if mode != "task":
+            fm = feature_model_for(arch).to(device)
+            feats = compute_features(fm, x, test_batch)
+            check_shapes(arch, data, feats)
+            loss = ElfLoss(feats, mode, kind, lam_front, lam_rear, fm if on_augmented else None)
+        for i in range(n_models):
+            s = seed + i
+            with seeding.forked(s, device):
+                net = models.create(arch, channel=data.spec.channel, num_classes=data.num_classes,
+                                    im_size=data.spec.im_size).to(device)
+            m = train_and_eval(net, x, y, xt, yt, epochs=epochs, g=seeding.generator(seeding.derive(s, "eval")),
+                               lr=lr, batch_size=batch_size, dsa_strategy=strategy, loss_fn=loss,
+                               test_batch=test_batch, progress=progress, desc=f"ELF {arch} #{i}")
+            out.append({"eval_arch": arch, "model_seed": s, "eval_mode": "elf" if mode != "task" else "baseline",
+                        "loss_mode": mode, "feature_loss": kind, "metric": "test_acc", "value": m["test_acc"]})
+    return out
+
+
+def feature_models(data: Data, root, *, epoch: int = 100, seed: int = 3407, epochs: int | None = None,
+                   recipe: str = "elf_feature", device="cpu", train_missing: bool = False, progress: str = "off"):
+    """`arch -> feature model` for ELF: the ConvNet whose split output matches arch's split (elf.md §5), trained on
+    the real data with the release's recipe (seed 3407, snapshot `epoch`), cached under `root` by config hash."""
+    from . import experts
+
+    cache: dict[str, nn.Module] = {}
+
+    def get(arch: str) -> nn.Module:
+        name = models.matching_feature_model(arch, data.spec.channel, data.spec.im_size)
+        if name not in cache:
+            rec = experts.RECIPES[recipe]
+            n_ep = epochs if epochs is not None else rec.epochs
+            snaps = sorted({epoch, n_ep})
+            cfg_folder = experts.folder_for(root, experts._config(data, name, experts.Recipe(
+                n_ep, rec.lr, rec.momentum, rec.weight_decay, tuple(m for m in rec.milestones if m < n_ep), rec.dsa,
+                rec.batch_size, rec.rebuild), seed, snaps))
+            if not (cfg_folder / f"epoch_{epoch:04d}.safetensors").is_file():
+                if not train_missing:
+                    raise ElfkitError(f"no {name} feature model (epoch {epoch} of {n_ep}, seed {seed}) under {root}; "
+                                      f"train it: elfkit train-feature-model --arch {name} --epochs {n_ep} "
+                                      f"--snapshots {epoch} --seed {seed} --root {root}")
+            traj = experts.train(data, name, recipe=recipe, seed=seed, root=root, snapshot_epochs=snaps,
+                                 epochs=n_ep, device=device, progress=progress)
+            cache[name] = traj.model(epoch, data.spec.channel, data.num_classes, data.spec.im_size, device)
+        return cache[name]
+
+    return get
