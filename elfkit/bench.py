@@ -134,6 +134,26 @@ def eval_reference(x, y, xt_u8, yt, d, epochs, device, g):
     return train_s, time.perf_counter() - t0 - train_s, correct / len(yt)
 
 
+def elf_overhead(d, syn, dev, epochs: int) -> dict:
+    """Wall time of an ELF evaluation (features once + front/rear/task loss) over the baseline evaluation of the same
+    architecture, same seeds and epochs, test pass included (issue target: at most 1.3x)."""
+    from . import elf
+    from .evaluate import evaluate_synset
+
+    out = {}
+    for arch in ("ConvNet", "ResNet18"):
+        fm = models.create(models.matching_feature_model(arch, 1, (28, 28)), 1, 10, (28, 28))
+        t = time.perf_counter()
+        evaluate_synset(syn, d, [arch], n_models=1, epochs=epochs, device=dev)
+        base = time.perf_counter() - t
+        t = time.perf_counter()
+        elf.evaluate(syn, d, [arch], lambda a: fm, n_models=1, epochs=epochs, device=dev)
+        e = time.perf_counter() - t
+        out[arch] = {"epochs": epochs, "baseline_s": round(base, 2), "elf_s": round(e, 2), "ratio": round(e / base, 2)}
+        print(f"ELF {arch:<10} {epochs} epochs + test: baseline {base:6.1f} s, ELF {e:6.1f} s  → x{e / base:.2f}")
+    return out
+
+
 def run(quick: bool = False, out: str | None = None, device: str = "auto") -> dict:
     dev = resolve_device(device)
     seeding.seed_all(0, deterministic=False)
@@ -179,6 +199,7 @@ def run(quick: bool = False, out: str | None = None, device: str = "auto") -> di
     res["eval_speedup"] = round(res["eval_reference"]["s_300_epochs_plus_test"] /
                                 res["eval_ours"]["s_300_epochs_plus_test"], 2)
     print(f"speed-up: DM x{res['dm_speedup']}, evaluation x{res['eval_speedup']}")
+    res["elf_overhead"] = elf_overhead(d, syn, dev, epochs=10 if quick else 40)
     path = Path(out) if out else paths.repo_root() / "bench" / f"{dev.type}-{torch.get_num_threads()}threads.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(res, indent=1) + "\n")

@@ -248,6 +248,22 @@ def synthetic(num_classes: int = 10, n_train: int = 64, n_test: int = 20, seed: 
                 tuple(f"class {i}" for i in range(num_classes)), {"generator": f"synthetic(seed={seed})"})
 
 
+def subset(d: Data, train_per_class: int = 0, test_per_class: int = 0, seed: int = 0) -> Data:
+    """A stratified, seeded subset (0 = keep all) — used by the cpu profile to bound compute; recorded in provenance."""
+    g = torch.Generator().manual_seed(seed)
+
+    def pick(y, k):
+        if not k:
+            return torch.arange(len(y))
+        return torch.cat([c[torch.randperm(len(c), generator=g)[:k]] for c in class_indices(y.cpu(), d.num_classes)])
+
+    itr, ite = pick(d.y_train, train_per_class), pick(d.y_test, test_per_class)
+    src = {**d.source, "subset": {"train_per_class": train_per_class, "test_per_class": test_per_class, "seed": seed}}
+    dev = d.x_train.device
+    return Data(d.name, d.x_train[itr.to(dev)], d.y_train[itr.to(dev)], d.x_test[ite.to(dev)], d.y_test[ite.to(dev)],
+                d.spec, d.class_names, src)
+
+
 def class_indices(y: torch.Tensor, num_classes: int) -> list[torch.Tensor]:
     """Indices of each class, computed once (real batches per class are drawn from these)."""
     order = torch.argsort(y, stable=True)

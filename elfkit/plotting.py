@@ -99,3 +99,54 @@ def loss_curve(df: pd.DataFrame, title: str = "DM matching loss"):
     ax.set_ylabel("Σ_c ‖Δ mean embedding‖²")
     ax.set_title(title)
     return fig
+
+
+def delta_heatmap(delta: pd.DataFrame, title: str = "ELF − baseline (accuracy points)"):
+    """Rows (method, IPC), columns evaluation architecture; diverging colours centred on 0."""
+    import seaborn as sns
+
+    d = delta.copy()
+    d.index = [f"{m} IPC {i}" for m, i in d.index]
+    lim = max(1.0, float(abs(d.values).max()))
+    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * d.shape[1], 1.0 + 0.5 * d.shape[0]))
+    sns.heatmap(d, annot=True, fmt="+.1f", cmap="RdBu", vmin=-lim, vmax=lim, center=0, cbar_kws={"label": "Δ points"},
+                ax=ax)
+    ax.set_xlabel("evaluation architecture")
+    ax.set_ylabel("")
+    ax.set_title(title)
+    return fig
+
+
+def elf_bars(df: pd.DataFrame, title: str = ""):
+    """One panel per IPC: mean ± std test accuracy per architecture, baseline vs ELF for each method."""
+    from .tables import mean_std
+
+    s = mean_std(df, ["ipc", "method", "eval_mode", "eval_arch"])
+    ipcs = list(dict.fromkeys(s["ipc"]))
+    archs = list(dict.fromkeys(s["eval_arch"]))
+    groups = list(dict.fromkeys(zip(s["method"], s["eval_mode"])))
+    fig, axes = plt.subplots(1, len(ipcs), figsize=(2 + 2.6 * len(archs) * len(ipcs) / 2, 3.6), squeeze=False)
+    w = 0.8 / len(groups)
+    for ax, ipc in zip(axes[0], ipcs):
+        for j, (m, mode) in enumerate(groups):
+            d = s[(s["ipc"] == ipc) & (s["method"] == m) & (s["eval_mode"] == mode)].set_index("eval_arch")
+            d = d.reindex(archs)
+            pos = [i - 0.4 + w * (j + 0.5) for i in range(len(archs))]
+            ax.bar(pos, d["mean"], w, yerr=d["std"], capsize=2, color=PALETTE.get(m, "#777"),
+                   alpha=1.0 if mode == "elf" else 0.45, hatch="" if mode == "elf" else "//", label=f"{m} {mode}")
+        ax.set_xticks(range(len(archs)), archs)
+        ax.set_title(f"IPC {ipc}")
+        ax.set_ylabel("test accuracy (%)")
+    axes[0][-1].legend(loc="lower right", fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def feature_models_bars(df: pd.DataFrame, title: str = "ELF feature models (test accuracy)"):
+    fig, ax = plt.subplots(figsize=(1.5 + 1.3 * len(df), 3.0))
+    ax.bar(df["model"], df["value"] * 100, color="#4c72b0")
+    for i, v in enumerate(df["value"] * 100):
+        ax.text(i, v + 0.5, f"{v:.1f}", ha="center", fontsize=8)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    return fig

@@ -26,6 +26,11 @@ class Profile:
     eval_dsa: bool                # DSA augmentation while training evaluation models (paper: True for DSA/DM)
     n_eval_models: int            # fresh evaluation models per (set, architecture); model i uses seed + i
     test_batch: int               # batch of the test pass (no effect on results)
+    cross_archs: tuple[str, ...]  # evaluation architectures of the cross-architecture (ELF) table
+    test_per_class: int           # test images per class for the ELF tables (0 = the whole test set)
+    feature_epochs: int           # length of ELF feature-model training on real data (release: 200)
+    feature_epoch: int            # snapshot ELF reads its features from (release: 100)
+    feature_per_class: int        # real images per class the feature models train on (0 = all)
     threads: int                  # torch threads (fixed for determinism); 0 = leave torch's default
     deterministic: bool           # torch.use_deterministic_algorithms
 
@@ -34,15 +39,17 @@ SMOKE = Profile(
     name="smoke", dataset="synthetic", ipc=2, ipcs=(1,), distill_arch="ConvNet",
     eval_archs=("ConvNet", "ResNet18"), dm_iterations=4, dm_batch_real=16, dm_lr_img=1.0,
     checkpoint_every=2, eval_epochs=4, eval_lr=0.01, eval_batch=256, eval_dsa=True, n_eval_models=2,
-    test_batch=500, threads=1, deterministic=True,
+    test_batch=500, cross_archs=("ConvNet", "ResNet18"), test_per_class=0, feature_epochs=2, feature_epoch=1,
+    feature_per_class=16, threads=1, deterministic=True,
 )
 
-# Sized for 2 CPU cores: the quickstart recomputes in about 13 minutes (DM ~3 min, 6 ResNet-18 runs ~8.5 min).
+# Sized for 2 CPU cores: the quickstart recomputes in about 12 minutes (DM ~4 min, 6 ResNet-18 runs ~6.5 min).
 CPU = Profile(
     name="cpu", dataset="fashion_mnist", ipc=10, ipcs=(1, 10), distill_arch="ConvNet",
     eval_archs=("ConvNet", "ResNet18"), dm_iterations=300, dm_batch_real=128, dm_lr_img=1.0,
-    checkpoint_every=50, eval_epochs=80, eval_lr=0.01, eval_batch=256, eval_dsa=True, n_eval_models=3,
-    test_batch=500, threads=2, deterministic=True,
+    checkpoint_every=50, eval_epochs=50, eval_lr=0.01, eval_batch=256, eval_dsa=True, n_eval_models=3,
+    test_batch=500, cross_archs=("ConvNet", "AlexNet", "VGG11", "ResNet18"), test_per_class=200, feature_epochs=2,
+    feature_epoch=2, feature_per_class=1000, threads=2, deterministic=True,
 )
 
 # The published hyperparameters (base-methods.md §4, §8): DM main_DM.py defaults, DSA evaluation, 1000 epochs.
@@ -50,7 +57,9 @@ PAPER = Profile(
     name="paper", dataset="fashion_mnist", ipc=10, ipcs=(1, 10, 50), distill_arch="ConvNet",
     eval_archs=("ConvNet", "ResNet18"), dm_iterations=20000, dm_batch_real=256, dm_lr_img=1.0,
     checkpoint_every=1000, eval_epochs=1000, eval_lr=0.01, eval_batch=256, eval_dsa=True, n_eval_models=5,
-    test_batch=1000, threads=0, deterministic=False,
+    test_batch=1000, cross_archs=("ConvNet", "ConvNetBN", "AlexNet", "AlexNetBN", "VGG11", "VGG11BN", "ResNet18",
+                                  "ResNet18BN"), test_per_class=0, feature_epochs=200, feature_epoch=100,
+    feature_per_class=0, threads=0, deterministic=False,
 )
 
 PROFILES = {p.name: p for p in (SMOKE, CPU, PAPER)}

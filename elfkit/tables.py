@@ -53,3 +53,24 @@ def versus_paper(summary: pd.DataFrame, dataset: str, arch: str = "ConvNet") -> 
         "Δ": [f"{a - b:+.1f}" if b == b else "—" for a, b in zip(m["mean"], m["mean_paper"])],
         "paper status": m["status"].fillna("—"), "paper source": m["source"].fillna("—"),
     })
+
+
+def elf_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows (method, IPC), columns evaluation architecture, cells 'baseline → ELF (Δ)' in %, mean ± std."""
+    s = mean_std(df, ["method", "ipc", "eval_arch", "eval_mode"])
+    b = s[s["eval_mode"] == "baseline"].set_index(["method", "ipc", "eval_arch"])
+    e = s[s["eval_mode"] == "elf"].set_index(["method", "ipc", "eval_arch"])
+    cells = {k: f"{pm(b.loc[k, 'mean'], b.loc[k, 'std'])} → {pm(e.loc[k, 'mean'], e.loc[k, 'std'])} "
+                f"({e.loc[k, 'mean'] - b.loc[k, 'mean']:+.1f})" for k in b.index if k in e.index}
+    t = pd.Series(cells).unstack(level=2)
+    t = t.reindex(columns=list(dict.fromkeys(s["eval_arch"])))
+    t.index.names, t.columns.name = ["method", "IPC"], None
+    return t
+
+
+def elf_delta(df: pd.DataFrame) -> pd.DataFrame:
+    """ELF − baseline mean accuracy (points) per (method, IPC) × architecture, from paired seeds."""
+    s = mean_std(df, ["method", "ipc", "eval_arch", "eval_mode"])
+    w = s.pivot_table(index=["method", "ipc", "eval_arch"], columns="eval_mode", values="mean", sort=False)
+    d = (w["elf"] - w["baseline"]).unstack(level=2)
+    return d.reindex(columns=list(dict.fromkeys(s["eval_arch"])))

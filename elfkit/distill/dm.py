@@ -156,3 +156,8 @@ def distill(
     meta = {**cfg, "loss_curve": curve,
             "mean": data.spec.mean, "std": data.spec.std, "class_names": list(data.class_names)}
     return SynSet(images.detach().cpu().clone(), y_syn.cpu(), meta)
+
+
+def profile_kwargs(p) -> dict:
+    """The DM settings of a Profile (experiments call every method through the same shape)."""
+    return dict(iterations=p.dm_iterations, batch_real=p.dm_batch_real, lr_img=p.dm_lr_img)

@@ -1,4 +1,5 @@
-"""One module per paper artefact: run(ctx) -> results.Output, PRODUCTS lists the files it leaves behind."""
-from . import quickstart  # noqa: F401
+"""One module per paper artefact: run(ctx) -> results.Output, PRODUCTS lists the files it leaves behind, USES the
+profile fields its results depend on (the config hash covers exactly those)."""
+from . import cross_arch, experts, quickstart  # noqa: F401
 
-BY_SLUG = {quickstart.SLUG: quickstart}
+BY_SLUG = {m.SLUG: m for m in (quickstart, experts, cross_arch)}

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from .. import data as datasets
-from ..distill import dm
 from ..evaluate import evaluate_synset, random_real
-from ..results import Output, config_hash
+from ..results import Output
+from . import synsets
 
 SLUG = "00_quickstart"
 PRODUCTS = ["results/{profile}/00_quickstart/records.json",
@@ -20,10 +20,7 @@ USES = ("dataset", "ipc", "distill_arch", "eval_archs", "dm_iterations", "dm_bat
 def run(ctx) -> Output:
     p = ctx.profile
     data = datasets.load(p.dataset, device=ctx.device)
-    ckpt = ctx.runs_dir / f"{SLUG}_dm_{config_hash(ctx.config())[7:19]}.ckpt"
-    syn = dm.distill(data, ipc=p.ipc, arch=p.distill_arch, iterations=p.dm_iterations, batch_real=p.dm_batch_real,
-                     lr_img=p.dm_lr_img, seed=ctx.seed, device=ctx.device, checkpoint=ckpt,
-                     checkpoint_every=p.checkpoint_every, resume=True, progress=ctx.progress)
+    syn = synsets.distilled(ctx, data, "DM", p.ipc)   # checkpointed; shared with 03_cross_arch
     syn.save(ctx.results_dir / SYNSET_FILE)
     records = [{"method": "DM", "ipc": p.ipc, "metric": "dm_loss", "iteration": it, "value": v}
                for it, v in syn.meta["loss_curve"]]

@@ -1,0 +1,28 @@
+"""Synthetic sets shared by experiments: distilled once per (method, data, IPC, settings, seed), cached by hash."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ..distill import METHODS
+from ..synset import SynSet, load
+
+
+def distilled(ctx, data, method: str, ipc: int) -> SynSet:
+    """The `method` set at `ipc` for ctx's profile and seed, from results/<profile>/runs/synsets or distilled now
+    (checkpointed, so an interrupted notebook resumes)."""
+    mod = METHODS[method]
+    kw = mod.profile_kwargs(ctx.profile)
+    cfg = {"method": method, "dataset": data.name, "n_train": len(data.y_train), "ipc": ipc,
+           "arch": ctx.profile.distill_arch, "seed": ctx.seed, **kw}
+    h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+    folder = ctx.runs_dir / "synsets"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{method}_{data.name}_ipc{ipc}_{h}.safetensors"
+    if path.is_file():
+        return load(path)
+    syn = mod.distill(data, ipc=ipc, arch=ctx.profile.distill_arch, seed=ctx.seed, device=ctx.device,
+                      checkpoint=path.with_suffix(".ckpt"), checkpoint_every=ctx.profile.checkpoint_every,
+                      resume=True, progress=ctx.progress, **kw)
+    syn.save(path)
+    return syn
