@@ -72,7 +72,7 @@ def cmd_evaluate(a) -> int:
         from . import elf
 
         fm = elf.feature_models(data, Path(a.feature_root), epoch=a.feature_epoch, seed=a.feature_seed,
-                                epochs=a.feature_epochs, device=ctx.device)
+                                epochs=a.feature_epochs, source=a.feature_source, device=ctx.device)
         recs = elf.evaluate(syn, data, a.arch, fm, mode=a.loss_mode, kind=a.feature_loss, lam_front=a.lam_front,
                             lam_rear=a.lam_rear, n_models=a.n_models, seed=a.seed, epochs=a.epochs, lr=a.lr,
                             batch_size=a.batch, dsa=not a.no_dsa, device=ctx.device, progress=ctx.progress)
@@ -175,6 +175,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--feature-epoch", type=int, default=100, help="feature-model snapshot (release: 100)")
     e.add_argument("--feature-epochs", type=int, help="length of the feature model's training (release: 200)")
     e.add_argument("--feature-seed", type=int, default=3407, help="seed of the feature model (release: 3407)")
+    e.add_argument("--feature-source", default="wide", choices=["wide", "distill"],
+                   help="wide: a ConvNet matching the split width (the release); distill: the width-128 "
+                   "distillation ConvNet trained as an MTT expert (the paper's wording; ConvNet-family splits only)")
     common(e)
     e.set_defaults(func=cmd_evaluate)
 

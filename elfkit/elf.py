@@ -128,15 +128,32 @@ def evaluate(
 
 
 def feature_models(data: Data, root, *, epoch: int = 100, seed: int = 3407, epochs: int | None = None,
-                   recipe: str = "elf_feature", device="cpu", train_missing: bool = False, progress: str = "off"):
-    """`arch -> feature model` for ELF: the ConvNet whose split output matches arch's split (elf.md §5), trained on
-    the real data with the release's recipe (seed 3407, snapshot `epoch`), cached under `root` by config hash."""
+                   source: str = "wide", distill_arch: str = "ConvNet", device="cpu", train_missing: bool = False,
+                   progress: str = "off"):
+    """`arch -> feature model` for ELF, trained on the real data and cached under `root` by config hash.
+    source="wide" (the release, D1): a ConvNet whose split output matches arch's split (width 128 for the ConvNet
+    family, 512 for ResNet-18/VGG-11, 192 for AlexNet), ELF_buffer.sh recipe, seed 3407, snapshot `epoch`.
+    source="distill" (the paper's wording): the distillation ConvNet itself, trained as an MTT expert (plain SGD,
+    50 epochs by default). Its 128×4×4 features fit only ConvNet-family splits; other architectures would need an
+    adapter that the release does not have, so they raise."""
     from . import experts
 
+    if source not in ("wide", "distill"):
+        raise ElfkitError(f"feature source must be 'wide' or 'distill', got {source!r}")
+    recipe = "elf_feature" if source == "wide" else "mtt_expert"
     cache: dict[str, nn.Module] = {}
 
     def get(arch: str) -> nn.Module:
-        name = models.matching_feature_model(arch, data.spec.channel, data.spec.im_size)
+        if source == "distill":
+            name = distill_arch
+            want = models.feature_shape(arch, data.spec.channel, data.spec.im_size)
+            have = models.feature_shape(name, data.spec.channel, data.spec.im_size)
+            if want != have:
+                raise ElfkitError(f"feature_source='distill': the distillation network {name} gives {have} features "
+                                  f"but {arch}'s split needs {want}; the release has no adapter. Use "
+                                  "feature_source='wide' for this architecture.")
+        else:
+            name = models.matching_feature_model(arch, data.spec.channel, data.spec.im_size)
         if name not in cache:
             rec = experts.RECIPES[recipe]
             n_ep = epochs if epochs is not None else rec.epochs
@@ -144,11 +161,10 @@ def feature_models(data: Data, root, *, epoch: int = 100, seed: int = 3407, epoc
             cfg_folder = experts.folder_for(root, experts._config(data, name, experts.Recipe(
                 n_ep, rec.lr, rec.momentum, rec.weight_decay, tuple(m for m in rec.milestones if m < n_ep), rec.dsa,
                 rec.batch_size, rec.rebuild), seed, snaps))
-            if not (cfg_folder / f"epoch_{epoch:04d}.safetensors").is_file():
-                if not train_missing:
-                    raise ElfkitError(f"no {name} feature model (epoch {epoch} of {n_ep}, seed {seed}) under {root}; "
-                                      f"train it: elfkit train-feature-model --arch {name} --epochs {n_ep} "
-                                      f"--snapshots {epoch} --seed {seed} --root {root}")
+            if not (cfg_folder / f"epoch_{epoch:04d}.safetensors").is_file() and not train_missing:
+                raise ElfkitError(f"no {name} feature model (epoch {epoch} of {n_ep}, seed {seed}) under {root}; "
+                                  f"train it: elfkit train-feature-model --arch {name} --recipe {recipe} "
+                                  f"--epochs {n_ep} --snapshots {epoch} --seed {seed} --root {root}")
             traj = experts.train(data, name, recipe=recipe, seed=seed, root=root, snapshot_epochs=snaps,
                                  epochs=n_ep, device=device, progress=progress)
             cache[name] = traj.model(epoch, data.spec.channel, data.num_classes, data.spec.im_size, device)

@@ -74,17 +74,17 @@ def accuracy_bars(summary: pd.DataFrame, x: str = "eval_arch", hue: str = "metho
         pos = [i - 0.4 + w * (j + 0.5) for i in range(len(xs))]
         n = int(d["n"].max())
         ax.bar(pos, d["mean"], w, yerr=d["std"], capsize=3, color=PALETTE.get(h), label=f"{h} (n={n})")
-        for p, mval in zip(pos, d["mean"]):
-            ax.text(p, mval + 0.5, f"{mval:.1f}", ha="center", va="bottom", fontsize=8)
+        for p, mval, sval in zip(pos, d["mean"], d["std"]):
+            ax.text(p, mval + sval + 0.4, f"{mval:.1f}", ha="center", va="bottom", fontsize=8)
     for name, val in (reference or {}).items():
         ax.axhline(val, ls="--", lw=1, color="k", alpha=0.5)
         ax.text(len(xs) - 0.5, val, f" {name}", va="bottom", ha="right", fontsize=8)
     lo = max(0.0, float((summary["mean"] - summary["std"]).min()) - 10)
-    ax.set_ylim(lo, min(100.0, float(summary["mean"].max()) + 8))
+    ax.set_ylim(lo, min(100.0, float((summary["mean"] + summary["std"]).max()) + 4))
     ax.set_xticks(range(len(xs)), xs)
     ax.set_ylabel("test accuracy (%)")
     ax.set_xlabel("evaluation architecture")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(hues))
     ax.set_title(title)
     return fig
 
@@ -137,7 +137,7 @@ def elf_bars(df: pd.DataFrame, title: str = ""):
         ax.set_xticks(range(len(archs)), archs)
         ax.set_title(f"IPC {ipc}")
         ax.set_ylabel("test accuracy (%)")
-    axes[0][-1].legend(loc="lower right", fontsize=8)
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.suptitle(title)
     return fig
 

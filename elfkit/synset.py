@@ -41,6 +41,7 @@ class SynSet:
         try:
             save_file({"images": self.images.detach().cpu().contiguous(), "labels": self.labels.cpu().contiguous()},
                       tmp, metadata={"elfkit_meta": json.dumps(self.meta, sort_keys=True, default=str)})
+            os.chmod(tmp, 0o644)   # mkstemp creates 0600; results are meant to be shared
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

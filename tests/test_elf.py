@@ -148,3 +148,14 @@ def test_cli_feature_model_then_elf_evaluate(tmp_path, capsys):
 
     recs = json.loads((tmp_path / "e.json").read_text())["records"]
     assert recs[0]["eval_mode"] == "elf" and recs[0]["loss_mode"] == "front_rear_task"
+
+
+def test_feature_source_distill_fits_only_convnet_splits(tmp_path):
+    d = data.synthetic(n_train=8, n_test=2)
+    get = elf.feature_models(d, tmp_path, epoch=1, epochs=1, source="distill", train_missing=True)
+    fm = get("ConvNetBN")
+    assert type(fm).__name__ == "ConvNet" and fm.arch == "ConvNet"
+    with pytest.raises(ElfkitError, match="no adapter"):
+        get("ResNet18")
+    with pytest.raises(ElfkitError, match="no ConvNet feature model"):
+        elf.feature_models(d, tmp_path / "x", epoch=1, epochs=1)("ConvNet")
