@@ -124,6 +124,9 @@ def evaluate(
                                test_batch=test_batch, progress=progress, desc=f"ELF {arch} #{i}")
             out.append({"eval_arch": arch, "model_seed": s, "eval_mode": "elf" if mode != "task" else "baseline",
                         "loss_mode": mode, "feature_loss": kind, "metric": "test_acc", "value": m["test_acc"]})
+            if progress == "rows":
+                print(f"  ELF  {arch:<12} seed {s:<4} test_acc {m['test_acc']:.4f}  "
+                      f"train {m['train_s']:.1f}s test {m['test_s']:.1f}s", flush=True)
     return out
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -140,6 +142,7 @@ def train(
         _save(folder / "epoch_0000.safetensors", net.state_dict(), {"epoch": 0})
     strategy = augment.strategy_for(data.name) if rec.dsa else None
     x, y = data.x_train.to(device), data.y_train.to(device)
+    t0 = time.perf_counter()
     with log.Progress(rec.epochs, f"{arch} {data.name}", progress) as bar:
         bar.update(start)
         for ep in range(start, rec.epochs):
@@ -179,4 +182,12 @@ def train(
             resume["rng"] = g.get_state()
             _save(state_file, resume, {"epoch": ep + 1, "lr": lr, "test_acc": traj.test_acc})
             bar.update(1, loss=mean_loss)
+    if start < rec.epochs:   # provenance of the run that finished the trajectory
+        from .context import describe_device, git_dirty, git_sha
+
+        (folder / "provenance.json").write_text(json.dumps({
+            "git_sha": git_sha(), "git_dirty": git_dirty(), "torch": torch.__version__,
+            "device": describe_device(device), "resumed_from_epoch": start, "wall_s": round(time.perf_counter() - t0, 1),
+            "finished_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "test_acc": traj.test_acc},
+            indent=1))
     return traj
