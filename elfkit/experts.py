@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from . import augment, log, models, seeding
 from .data import Data
 from .errors import DivergenceError, ElfkitError
-from .train import CPU_MICRO_BATCH, _layout, accuracy, channels_last_on_cpu
+from .train import CPU_MICRO_BATCH, accuracy, channels_last_on_cpu, minibatches
 
 
 @dataclass(frozen=True)
@@ -148,12 +148,7 @@ def train(
         for ep in range(start, rec.epochs):
             net.train()
             total = torch.zeros((), device=device)
-            for idx in torch.randperm(len(x), generator=g).split(rec.batch_size):
-                idx = idx.to(device)
-                xb, yb = x[idx], y[idx]
-                if strategy:
-                    xb = augment.dsa(xb, strategy, g)
-                xb = _layout(xb, cl)
+            for idx, xb, yb in minibatches(x, y, g, rec.batch_size, strategy, cl):
                 opt.zero_grad(set_to_none=True)
                 for xc, yc in (zip(xb.split(micro), yb.split(micro)) if micro else [(xb, yb)]):
                     loss = F.cross_entropy(net(xc), yc, reduction="sum") / len(idx)

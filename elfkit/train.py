@@ -52,6 +52,18 @@ def _layout(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
     return x
 
 
+def minibatches(x: torch.Tensor, y: torch.Tensor, g: torch.Generator, batch_size: int, dsa_strategy: str | None,
+                channels_last: bool):
+    """One epoch of shuffled minibatches (idx, x_aug, y) by tensor indexing; DSA with independent per-sample
+    parameters per batch. Shuffling and augmentation draw from `g` in a fixed order (reproducible, resumable)."""
+    for idx in torch.randperm(len(x), generator=g).split(batch_size):
+        idx = idx.to(x.device)
+        xb = x[idx]
+        if dsa_strategy:
+            xb = augment.dsa(xb, dsa_strategy, g)
+        yield idx, _layout(xb, channels_last), y[idx]
+
+
 def train_and_eval(
     model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, *,
     epochs: int, g: torch.Generator, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
@@ -74,17 +86,11 @@ def train_and_eval(
     model.train()
     opt = _sgd(model, lr, momentum, weight_decay)
     decay_at = epochs // 2 + 1
-    n = len(x)
     t0 = time.perf_counter()
     last = torch.zeros((), device=device)
     with log.Progress(epochs + 1, desc, progress, leave=False) as bar:
         for ep in range(epochs + 1):
-            for idx in torch.randperm(n, generator=g).split(batch_size):
-                idx = idx.to(device)
-                xb, yb = x[idx], y[idx]
-                if dsa_strategy:
-                    xb = augment.dsa(xb, dsa_strategy, g)
-                xb = _layout(xb, cl)
+            for idx, xb, yb in minibatches(x, y, g, batch_size, dsa_strategy, cl):
                 opt.zero_grad(set_to_none=True)
                 if micro and len(idx) > micro:
                     loss = torch.zeros((), device=device)
