@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import augment, models, seeding
+from . import models
 from .data import Data
 from .errors import ElfkitError
+from .evaluate import evaluate_synset
 from .synset import SynSet
 
 FEATURE_LOSSES = ("CE", "L2", "L1", "COS")
@@ -100,34 +101,22 @@ def evaluate(
     """ELF evaluation: identical to evaluate.evaluate_synset (same seeds, schedule, augmentation, test pass) except
     for the loss. `feature_model_for(arch)` returns the (trained) feature ConvNet whose split output matches arch's
     split. Mode `task` takes exactly the baseline code path."""
-    from .train import train_and_eval
-
     device = torch.device(device)
-    x, y = synset.images.to(device), synset.labels.to(device)
-    xt, yt = data.x_test.to(device), data.y_test.to(device)
-    strategy = augment.strategy_for(data.name) if dsa else None
-    out = []
-    for arch in archs:
-        loss = None
-        if mode != "task":
-            fm = feature_model_for(arch).to(device)
-            feats = compute_features(fm, x, test_batch)
-            check_shapes(arch, data, feats)
-            loss = ElfLoss(feats, mode, kind, lam_front, lam_rear, fm if on_augmented else None)
-        for i in range(n_models):
-            s = seed + i
-            with seeding.forked(s, device):
-                net = models.create(arch, channel=data.spec.channel, num_classes=data.num_classes,
-                                    im_size=data.spec.im_size).to(device)
-            m = train_and_eval(net, x, y, xt, yt, epochs=epochs, g=seeding.generator(seeding.derive(s, "eval")),
-                               lr=lr, batch_size=batch_size, dsa_strategy=strategy, loss_fn=loss,
-                               test_batch=test_batch, progress=progress, desc=f"ELF {arch} #{i}")
-            out.append({"eval_arch": arch, "model_seed": s, "eval_mode": "elf" if mode != "task" else "baseline",
-                        "loss_mode": mode, "feature_loss": kind, "metric": "test_acc", "value": m["test_acc"]})
-            if progress == "rows":
-                print(f"  ELF  {arch:<12} seed {s:<4} test_acc {m['test_acc']:.4f}  "
-                      f"train {m['train_s']:.1f}s test {m['test_s']:.1f}s", flush=True)
-    return out
+    x = synset.images.to(device)
+
+    def loss_for(arch: str):
+        if mode == "task":
+            return None
+        fm = feature_model_for(arch).to(device)
+        feats = compute_features(fm, x, test_batch)     # once, un-augmented (the release's behaviour)
+        check_shapes(arch, data, feats)
+        return ElfLoss(feats, mode, kind, lam_front, lam_rear, fm if on_augmented else None)
+
+    recs = evaluate_synset(synset, data, archs, n_models=n_models, seed=seed, epochs=epochs, lr=lr,
+                           batch_size=batch_size, dsa=dsa, test_batch=test_batch, device=device, progress=progress,
+                           loss_for=loss_for, label="ELF")
+    return [{**r, "eval_mode": "elf" if mode != "task" else "baseline", "loss_mode": mode, "feature_loss": kind}
+            for r in recs]
 
 
 def feature_models(data: Data, root, *, epoch: int = 100, seed: int = 3407, epochs: int | None = None,
@@ -158,12 +147,10 @@ def feature_models(data: Data, root, *, epoch: int = 100, seed: int = 3407, epoc
         else:
             name = models.matching_feature_model(arch, data.spec.channel, data.spec.im_size)
         if name not in cache:
-            rec = experts.RECIPES[recipe]
-            n_ep = epochs if epochs is not None else rec.epochs
+            rec = experts.recipe_of(recipe, epochs)
+            n_ep = rec.epochs
             snaps = sorted({epoch, n_ep})
-            cfg_folder = experts.folder_for(root, experts._config(data, name, experts.Recipe(
-                n_ep, rec.lr, rec.momentum, rec.weight_decay, tuple(m for m in rec.milestones if m < n_ep), rec.dsa,
-                rec.batch_size, rec.rebuild), seed, snaps))
+            cfg_folder = experts.folder_for(root, experts._config(data, name, rec, seed, snaps))
             if not (cfg_folder / f"epoch_{epoch:04d}.safetensors").is_file() and not train_missing:
                 raise ElfkitError(f"no {name} feature model (epoch {epoch} of {n_ep}, seed {seed}) under {root}; "
                                   f"train it: elfkit train-feature-model --arch {name} --recipe {recipe} "

@@ -1,47 +1,47 @@
 """Evaluate a synthetic set: N fresh models per architecture under the standard protocol, one record per model."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from . import augment, models, seeding
 from .data import Data, class_indices
 from .synset import SynSet
+from .train import train_and_eval
 
 
 def evaluate_synset(
     synset: SynSet, data: Data, archs: list[str] | tuple[str, ...], *, n_models: int = 3, seed: int = 0,
     epochs: int = 300, lr: float = 0.01, batch_size: int = 256, dsa: bool = True, dsa_strategy: str | None = None,
     test_batch: int = 256, device: str | torch.device = "cpu", progress: str = "off",
+    loss_for: Callable[[str], Callable | None] | None = None, label: str = "eval",
 ) -> list[dict]:
     """Train `n_models` fresh networks per architecture on the set; model i is initialised under seed + i, and
     its minibatch order and augmentation come from a generator derived from the same seed. Returns tidy records
-    (eval_arch, model_seed, metric 'test_acc', value) — average them yourself (tables.mean_std)."""
+    (eval_arch, model_seed, metric 'test_acc', value) — average them yourself (tables.mean_std).
+    `loss_for(arch)` may return a training loss that replaces CE (ELF); everything else stays identical."""
     device = torch.device(device)
     x, y = synset.images.to(device), synset.labels.to(device)
     xt, yt = data.x_test.to(device), data.y_test.to(device)
     strategy = (dsa_strategy or augment.strategy_for(data.name)) if dsa else None
     out = []
     for arch in archs:
+        loss = loss_for(arch) if loss_for else None
         for i in range(n_models):
             s = seed + i
             with seeding.forked(s, device):
                 net = models.create(arch, channel=data.spec.channel, num_classes=data.num_classes,
                                     im_size=data.spec.im_size).to(device)
-            m = _train(net, x, y, xt, yt, epochs=epochs, g=seeding.generator(seeding.derive(s, "eval")), lr=lr,
-                       batch_size=batch_size, dsa_strategy=strategy, test_batch=test_batch, progress=progress,
-                       desc=f"{arch} #{i}")
+            m = train_and_eval(net, x, y, xt, yt, epochs=epochs, g=seeding.generator(seeding.derive(s, "eval")),
+                               lr=lr, batch_size=batch_size, dsa_strategy=strategy, loss_fn=loss,
+                               test_batch=test_batch, progress=progress, desc=f"{label} {arch} #{i}")
             # timings stay out of records (two runs must give identical records); provenance has the wall time
             out.append({"eval_arch": arch, "model_seed": s, "metric": "test_acc", "value": m["test_acc"]})
             if progress == "rows":
-                print(f"  eval {arch:<12} seed {s:<4} test_acc {m['test_acc']:.4f}  "
+                print(f"  {label:<4} {arch:<12} seed {s:<4} test_acc {m['test_acc']:.4f}  "
                       f"train {m['train_s']:.1f}s test {m['test_s']:.1f}s", flush=True)
     return out
-
-
-def _train(net, *args, **kw):
-    from .train import train_and_eval
-
-    return train_and_eval(net, *args, **kw)
 
 
 def random_real(data: Data, ipc: int, seed: int) -> SynSet:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -43,6 +43,14 @@ RECIPES = {
     # (MultiStepLR([50, 100]) steps after each epoch: the decays follow epoch indices 49 and 99, momentum kept)
     "ptm": Recipe(150, 0.01, 0.9, 5e-3, (49, 99), False, rebuild=False),
 }
+
+
+def recipe_of(recipe: Recipe | str, epochs: int | None = None) -> Recipe:
+    """A recipe, optionally shortened to `epochs` (cpu profile); milestones inside the shorter run are kept."""
+    rec = RECIPES[recipe] if isinstance(recipe, str) else recipe
+    if epochs is None:
+        return rec
+    return replace(rec, epochs=epochs, milestones=tuple(m for m in rec.milestones if m < epochs))
 
 
 @dataclass
@@ -101,10 +109,7 @@ def train(
     """Train `arch` on the whole real training set and keep snapshots (all epochs, or `snapshot_epochs`).
     `epochs` shortens the recipe (cpu profile); the milestones are kept where they fall inside it.
     Resumable: rerunning with the same arguments continues from the last complete epoch."""
-    rec = RECIPES[recipe] if isinstance(recipe, str) else recipe
-    if epochs is not None:
-        rec = Recipe(epochs, rec.lr, rec.momentum, rec.weight_decay, tuple(m for m in rec.milestones if m < epochs),
-                     rec.dsa, rec.batch_size, rec.rebuild)
+    rec = recipe_of(recipe, epochs)
     device = torch.device(device)
     cfg = _config(data, arch, rec, seed, snapshot_epochs)
     folder = folder_for(root, cfg)

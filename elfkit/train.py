@@ -11,7 +11,7 @@ from . import augment, log
 from .errors import DivergenceError
 
 # CPU only: gradients of per-sample-normalised nets are accumulated over micro-batches of this size (exact up to
-# float summation order; a ~1.5x speed-up from cache locality). Never used with BatchNorm or a custom loss.
+# float summation order; a ~1.5x speed-up from cache locality). Never with BatchNorm or a non-decomposable loss.
 CPU_MICRO_BATCH = 25
 CPU_TEST_CHUNK = 50
 
@@ -94,11 +94,12 @@ def train_and_eval(
                 opt.zero_grad(set_to_none=True)
                 if micro and len(idx) > micro:
                     loss = torch.zeros((), device=device)
-                    for sl in torch.arange(len(idx)).split(micro):
+                    for start in range(0, len(idx), micro):
+                        sl = slice(start, start + micro)   # views: no copy, memory format kept
                         if loss_fn is _ce:   # CE summed over the micro-batch / batch size: the batch mean
                             part = F.cross_entropy(model(xb[sl]), yb[sl], reduction="sum") / len(idx)
                         else:                # a decomposable batch-mean loss, weighted by the micro-batch's share
-                            part = loss_fn(model, xb[sl], yb[sl], idx[sl.to(device)]) * (len(sl) / len(idx))
+                            part = loss_fn(model, xb[sl], yb[sl], idx[sl]) * (len(yb[sl]) / len(idx))
                         part.backward()
                         loss += part.detach()
                 else:
