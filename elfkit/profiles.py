@@ -33,6 +33,26 @@ class Profile:
     feature_per_class: int        # real images per class the feature models train on (0 = all)
     threads: int                  # torch threads (fixed for determinism); 0 = leave torch's default
     deterministic: bool           # torch.use_deterministic_algorithms
+    # DC / DSA (gradient matching, base-methods.md §2-3)
+    dc_iterations: int = 1000     # outer iterations K (paper: 1000)
+    dc_batch_real: int = 256      # real images per class per matching step (paper: 256)
+    dc_lr_img: float = 0.1        # SGD lr on the pixels, momentum 0.5 (paper: 0.1)
+    dc_metric: str = "ours"       # gradient distance: ours | mse | cos (paper: ours; the ELF release's DSA: mse)
+    dc_init: str = "noise"        # DC's initialisation: noise | real (main.py default noise; DSA always real)
+    dc_loop_cap: tuple[int, ...] = ()   # (outer, inner) upper bounds on the loop table; () = the table as published
+    eval_epochs_noaug: int = 300  # epochs of an evaluation without augmentation (DC on Fashion-MNIST; paper: 300)
+    # MTT (base-methods.md §6)
+    mtt_experts: int = 100        # expert trajectories (paper: 100)
+    mtt_buffer_epochs: int = 50   # epochs per expert trajectory (paper: 50)
+    mtt_expert_per_class: int = 0  # real images per class the experts train on (0 = all)
+    mtt_iterations: int = 5000    # distillation iterations (paper: 5000)
+    mtt_syn_steps: int = 20       # unrolled student steps (paper: 20)
+    mtt_expert_epochs: int = 2    # target = expert epochs ahead of the start (author guidance: 2)
+    mtt_max_start_epoch: int = 20  # start epoch uniform in [0, max_start_epoch) (README: 20)
+    mtt_lr_img: float = 1000.0    # SGD lr on the pixels (paper: 1000)
+    mtt_lr_lr: float = 1e-5       # SGD lr on the learnable step size (paper: 1e-5)
+    mtt_lr_teacher: float = 0.01  # initial student step size = the experts' lr (paper: 0.01)
+    mtt_batch_syn: int = 0        # synthetic minibatch per unrolled step (0 = all C·ipc images)
 
 
 SMOKE = Profile(
@@ -41,6 +61,9 @@ SMOKE = Profile(
     checkpoint_every=2, eval_epochs=4, eval_lr=0.01, eval_batch=256, eval_dsa=True, n_eval_models=2,
     test_batch=500, cross_archs=("ConvNet", "ResNet18"), test_per_class=0, feature_epochs=2, feature_epoch=1,
     feature_per_class=16, threads=1, deterministic=True,
+    dc_iterations=3, dc_batch_real=8, dc_init="real", dc_loop_cap=(2, 2), eval_epochs_noaug=4,
+    mtt_experts=2, mtt_buffer_epochs=3, mtt_expert_per_class=16, mtt_iterations=3, mtt_syn_steps=3,
+    mtt_expert_epochs=1, mtt_max_start_epoch=2, mtt_lr_img=100.0,
 )
 
 # Sized for 2 CPU cores: the quickstart recomputes in about 12 minutes (DM ~4 min, 6 ResNet-18 runs ~6.5 min).
@@ -50,6 +73,12 @@ CPU = Profile(
     checkpoint_every=50, eval_epochs=50, eval_lr=0.01, eval_batch=256, eval_dsa=True, n_eval_models=3,
     test_batch=500, cross_archs=("ConvNet", "AlexNet", "VGG11", "ResNet18"), test_per_class=200, feature_epochs=2,
     feature_epoch=2, feature_per_class=1000, threads=2, deterministic=True,
+    # DC/DSA: 50 iterations from real images, 64 real/class, the loop table capped at (2 outer, 10 inner) —
+    # a full IPC-10 iteration (10 x 50) costs ~80 s on 2 cores
+    dc_iterations=50, dc_batch_real=64, dc_init="real", dc_loop_cap=(2, 10), eval_epochs_noaug=50,
+    # MTT: 3 experts x 6 epochs on 1000 images/class; 50 iterations of 10 unrolled steps
+    mtt_experts=3, mtt_buffer_epochs=6, mtt_expert_per_class=1000, mtt_iterations=50, mtt_syn_steps=10,
+    mtt_expert_epochs=2, mtt_max_start_epoch=4,
 )
 
 # The published hyperparameters (base-methods.md §4, §8): DM main_DM.py defaults, DSA evaluation, 1000 epochs.
