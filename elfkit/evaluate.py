@@ -15,13 +15,17 @@ def evaluate_synset(
     synset: SynSet, data: Data, archs: list[str] | tuple[str, ...], *, n_models: int = 3, seed: int = 0,
     epochs: int = 300, lr: float = 0.01, batch_size: int = 256, dsa: bool = True, dsa_strategy: str | None = None,
     test_batch: int = 256, device: str | torch.device = "cpu", progress: str = "off",
-    loss_for: Callable[[str], Callable | None] | None = None, label: str = "eval",
+    loss_for: Callable[[str], Callable | None] | None = None, label: str = "eval", use_syn_lr: bool = True,
 ) -> list[dict]:
     """Train `n_models` fresh networks per architecture on the set; model i is initialised under seed + i, and
     its minibatch order and augmentation come from a generator derived from the same seed. Returns tidy records
     (eval_arch, model_seed, metric 'test_acc', value) — average them yourself (tables.mean_std).
-    `loss_for(arch)` may return a training loss that replaces CE (ELF); everything else stays identical."""
+    `loss_for(arch)` may return a training loss that replaces CE (ELF); everything else stays identical.
+    A set that carries a learned step size (MTT's `syn_lr` in its meta) is trained with it, as MTT evaluates;
+    `use_syn_lr=False` keeps `lr`."""
     device = torch.device(device)
+    if use_syn_lr and "syn_lr" in synset.meta:
+        lr = float(synset.meta["syn_lr"])
     x, y = synset.images.to(device), synset.labels.to(device)
     xt, yt = data.x_test.to(device), data.y_test.to(device)
     strategy = (dsa_strategy or augment.strategy_for(data.name)) if dsa else None

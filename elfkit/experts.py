@@ -191,3 +191,17 @@ def train(
             "finished_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "test_acc": traj.test_acc},
             indent=1))
     return traj
+
+
+def pool(data: Data, arch: str, n: int, *, recipe: Recipe | str = "mtt_expert", seed: int = 0, root: str | Path,
+         epochs: int | None = None, snapshot_epochs=None, device: str | torch.device = "cpu", progress: str = "off",
+         test_every: int = 0) -> list[Trajectory]:
+    """`n` trajectories of `arch` with truly distinct initialisations and data orders (member i: seed
+    derive(seed, "pool", arch, i)); each is cached and resumable on its own, so an interrupted pool continues
+    with the member it stopped in (the reference saves buffers in files of 10 trajectories; here one folder each)."""
+    out = []
+    for i in range(n):
+        out.append(train(data, arch, recipe=recipe, seed=seeding.derive(seed, "pool", arch, i) % 2**31, root=root,
+                         snapshot_epochs=snapshot_epochs, epochs=epochs, device=device, progress=progress,
+                         test_every=test_every))
+    return out

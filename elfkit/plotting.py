@@ -62,6 +62,53 @@ def synset_grid(synset, title: str = ""):
     return fig
 
 
+def synset_panels(sets: dict, title: str = ""):
+    """One panel per method (e.g. {"DC": SynSet, ...}), each one row per class, de-normalised and clamped."""
+    from .torchvision_compat import torchvision
+
+    fig, axes = plt.subplots(1, len(sets), figsize=(0.5 + 1.9 * len(sets) * max(1.0, _ipc(sets) / 5), 5.2),
+                             squeeze=False)
+    for ax, (name, s) in zip(axes[0], sets.items()):
+        m = torch.tensor(s.meta.get("mean", (0.0,))).view(1, -1, 1, 1)
+        sd = torch.tensor(s.meta.get("std", (1.0,))).view(1, -1, 1, 1)
+        order = torch.argsort(s.labels, stable=True)
+        x = (s.images[order].float() * sd + m).clamp(0, 1)
+        ipc = int(torch.bincount(s.labels).max())
+        grid = torchvision().utils.make_grid(x, nrow=ipc, padding=2, pad_value=1.0)
+        ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        ax.set_title(name)
+    names = next(iter(sets.values())).meta.get("class_names")
+    if names:
+        h = axes[0][0].get_ylim()[0] / len(names)
+        axes[0][0].set_yticks([h * (i + 0.5) for i in range(len(names))], list(names), fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def _ipc(sets: dict) -> int:
+    return max(int(torch.bincount(s.labels).max()) for s in sets.values())
+
+
+def distill_losses(df: pd.DataFrame, title: str = "Distillation objective"):
+    """Each method's own objective against iterations (records with metric 'distill_loss'), one panel per method:
+    the scales differ (gradient distance, embedding distance, normalised parameter distance)."""
+    d = df[df["metric"] == "distill_loss"]
+    methods = list(dict.fromkeys(d["method"]))
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 2.8), squeeze=False)
+    for ax, m in zip(axes[0], methods):
+        for ipc, g in d[d["method"] == m].groupby("ipc"):
+            ax.plot(g["iteration"], g["value"], lw=1.2, label=f"IPC {ipc}")
+        ax.set_title(m)
+        ax.set_xlabel("iteration")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("loss")
+    fig.suptitle(title)
+    return fig
+
+
 def accuracy_bars(summary: pd.DataFrame, x: str = "eval_arch", hue: str = "method", title: str = "",
                   reference: dict | None = None):
     """Grouped bars of mean test accuracy (%) with ±std error bars and n in the legend."""
@@ -143,10 +190,134 @@ def elf_bars(df: pd.DataFrame, title: str = ""):
 
 
 def feature_models_bars(df: pd.DataFrame, title: str = "ELF feature models (test accuracy)"):
+    if "role" in df:
+        df = df[df["role"] == "elf_feature"].reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(1.5 + 1.3 * len(df), 3.0))
     ax.bar(df["model"], df["value"] * 100, color="#4c72b0")
     for i, v in enumerate(df["value"] * 100):
         ax.text(i, v + 0.5, f"{v:.1f}", ha="center", fontsize=8)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
+    return fig
+
+
+def expert_curves(df: pd.DataFrame, title: str = "MTT expert trajectories (test accuracy)"):
+    """Test accuracy along each expert trajectory (records with role 'mtt_expert')."""
+    df = df[df["role"] == "mtt_expert"]
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    for i, g in df.groupby("expert"):
+        ax.plot(g["epoch"], g["value"] * 100, marker="o", ms=3, lw=1.2, alpha=0.8, label=f"expert {i}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    if df["expert"].nunique() <= 10:
+        ax.legend(fontsize=7)
+    return fig
+
+
+# --- the ELF study (04_elf_ablations, 05_inductive_bias) ---------------------------------------------------------
+def matrix_heatmap(df: pd.DataFrame, title: str = "Distil with A, evaluate with B"):
+    """05: rows = distillation architecture A, columns = evaluation architecture B. Left: mean ± std test accuracy;
+    right: each cell minus its column mean (which set suits evaluation model B best, capacity removed). The
+    diagonal B = A is outlined."""
+    import numpy as np
+    import seaborn as sns
+    from matplotlib.patches import Rectangle
+
+    from .tables import mean_std
+
+    s = mean_std(df[df["study"] == "matrix"], ["distill_arch", "eval_arch"])
+    rows, cols = list(dict.fromkeys(s["distill_arch"])), list(dict.fromkeys(s["eval_arch"]))
+    m = s.pivot(index="distill_arch", columns="eval_arch", values="mean").reindex(index=rows, columns=cols)
+    sd = s.pivot(index="distill_arch", columns="eval_arch", values="std").reindex(index=rows, columns=cols)
+    rel = m - m.mean(axis=0)
+    annot = np.array([[f"{a:.1f}\n±{b:.1f}" for a, b in zip(ra, rb)] for ra, rb in zip(m.values, sd.values)])
+    lim = max(1.0, float(np.nanmax(np.abs(rel.values))))
+    fig, axs = plt.subplots(1, 2, figsize=(2.4 + 2.3 * len(cols), 1.3 + 0.75 * len(rows)))
+    sns.heatmap(m, annot=annot, fmt="", cmap="viridis", cbar_kws={"label": "test accuracy (%)"}, ax=axs[0],
+                annot_kws={"fontsize": 8})
+    sns.heatmap(rel, annot=True, fmt="+.1f", cmap="RdBu", center=0, vmin=-lim, vmax=lim, ax=axs[1],
+                cbar_kws={"label": "− column mean (points)"}, annot_kws={"fontsize": 8})
+    for ax, sub in zip(axs, ("test accuracy (%)", "relative to the column mean")):
+        for i, a in enumerate(rows):
+            if a in cols:
+                ax.add_patch(Rectangle((cols.index(a), i), 1, 1, fill=False, edgecolor="#e53935", lw=2.5,
+                                       clip_on=False))
+        ax.set_xlabel("evaluated with (B)")
+        ax.set_ylabel("distilled with (A)")
+        ax.set_title(sub)
+    fig.suptitle(title)
+    return fig
+
+
+def sweep_panels(df: pd.DataFrame, title: str = ""):
+    """05: one panel per sweep axis, mean ± std test accuracy per member, baseline vs ELF; the member that is the
+    distillation network is shaded."""
+    from matplotlib.patches import Patch
+
+    from .tables import mean_std
+
+    s = mean_std(df[df["study"] == "sweep"], ["axis", "variant", "is_distill_arch", "eval_mode"])
+    axes_ = list(dict.fromkeys(s["axis"]))
+    fig, axs = plt.subplots(1, len(axes_), figsize=(1.2 + 2.7 * len(axes_), 3.4), sharey=True, squeeze=False)
+    styles = {"baseline": dict(color="#757575", marker="o", ls="--"), "elf": dict(color="#1f77b4", marker="s")}
+    for ax, axis in zip(axs[0], axes_):
+        a = s[s["axis"] == axis]
+        labels = list(dict.fromkeys(a["variant"]))
+        for i, lab in enumerate(labels):
+            if a[(a["variant"] == lab)]["is_distill_arch"].any():
+                ax.axvspan(i - 0.4, i + 0.4, color="#ffd54f", alpha=0.45, lw=0)
+        for mode, st in styles.items():
+            m = a[a["eval_mode"] == mode].set_index("variant").reindex(labels)
+            ax.errorbar(range(len(labels)), m["mean"], yerr=m["std"], capsize=3, lw=1.4, ms=5,
+                        label="ELF" if mode == "elf" else mode, **st)
+        ax.set_xticks(range(len(labels)), labels, rotation=30 if max(map(len, labels)) > 4 else 0)
+        ax.set_title(axis)
+    axs[0][0].set_ylabel("test accuracy (%)")
+    handles, names = axs[0][-1].get_legend_handles_labels()
+    handles.append(Patch(color="#ffd54f", alpha=0.45))
+    names.append("= distillation network")
+    axs[0][-1].legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def ablation_panels(df: pd.DataFrame, ablations, title: str = ""):
+    """04: one panel per ablation, bars of mean ± std test accuracy per variant and evaluation model (colour);
+    hatched bars are baselines; the dotted line is that model's baseline (loss `task`)."""
+    import seaborn as sns
+    from matplotlib.patches import Patch
+
+    from .tables import mean_std
+
+    s = mean_std(df, ["ablation", "variant", "ablation_arch", "eval_arch", "eval_mode"])
+    s = s[s["ablation"].isin(ablations)]
+    groups = list(dict.fromkeys(s["ablation_arch"]))
+    colors = dict(zip(groups, sns.color_palette("deep", len(groups))))
+    base = s[s["eval_mode"] == "baseline"].groupby("eval_arch")["mean"].first()
+    panels = [a for a in ablations if a in set(s["ablation"])]
+    fig, axs = plt.subplots(1, len(panels), figsize=(0.8 + 3.0 * len(panels), 3.4), sharey=True, squeeze=False)
+    for ax, ab in zip(axs[0], panels):
+        a = s[s["ablation"] == ab]
+        labels = list(dict.fromkeys(a["variant"]))
+        k = a.groupby("variant").size().max()
+        w = 0.8 / k
+        for i, lab in enumerate(labels):
+            bars = a[a["variant"] == lab]
+            for j, r in enumerate(bars.itertuples()):
+                base_bar = r.eval_mode == "baseline"
+                ax.bar(i - 0.4 + w * (j + 0.5) + (k - len(bars)) * w / 2, r.mean, w, yerr=r.std, capsize=2,
+                       color=colors[r.ablation_arch], alpha=0.5 if base_bar else 1.0, hatch="//" if base_bar else "")
+        for g in dict.fromkeys(a["ablation_arch"]):
+            if g in base.index:
+                ax.axhline(base[g], color=colors[g], ls=":", lw=1.2)
+        ax.set_xticks(range(len(labels)), labels, rotation=30 if max(map(len, labels)) > 4 else 0)
+        ax.set_title(ab)
+    axs[0][0].set_ylabel("test accuracy (%)")
+    lo = max(0.0, float((s["mean"] - s["std"]).min()) - 5)
+    axs[0][0].set_ylim(lo, min(100.0, float((s["mean"] + s["std"]).max()) + 3))
+    handles = [Patch(color=colors[g], label=g) for g in groups] + [Patch(facecolor="white", edgecolor="k",
+                                                                         hatch="//", label="baseline")]
+    axs[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+    fig.suptitle(title)
     return fig

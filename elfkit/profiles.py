@@ -53,6 +53,19 @@ class Profile:
     mtt_lr_lr: float = 1e-5       # SGD lr on the learnable step size (paper: 1e-5)
     mtt_lr_teacher: float = 0.01  # initial student step size = the experts' lr (paper: 0.01)
     mtt_batch_syn: int = 0        # synthetic minibatch per unrolled step (0 = all C·ipc images)
+    # ELF study (04/05)
+    study_method: str = "DM"      # distillation method of the study sets (a key of elfkit.distill.METHODS)
+    study_ipc: int = 10           # IPC of the ConvNet set the 05 sweeps and the 04 ablations evaluate
+    study_matrix_archs: tuple[str, ...] = ("ConvNet", "ConvNetBN", "AlexNet", "VGG11", "ResNet18_AP", "ResNet18")
+    study_matrix_ipc: int = 10    # IPC of the distil-with-A / evaluate-with-B matrix (elf.md §8, pool M)
+    study_matrix_overrides: tuple[str, ...] = ()   # "field=value" overrides for the matrix distillations only
+    study_axes: tuple[str, ...] = ("width", "depth", "activation", "pooling", "normalisation")  # study.SWEEPS keys
+    ablation_archs: tuple[str, ...] = ("ConvNet", "ResNet18")  # evaluation models of the 04 ablations
+    ablation_lam_front: tuple[float, ...] = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0)  # λ_front grid (release default 1)
+    ablation_lam_rear: tuple[float, ...] = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0)   # λ_rear grid (release default 1)
+    ablation_feature_epochs: tuple[int, ...] = (0, 25, 50, 100, 150, 200)   # snapshots of one feature trajectory
+    ablation_feature_widths: tuple[int, ...] = (32, 64, 128, 256, 512)      # evaluation ConvNet = feature ConvNet width
+    ablation_distill_epochs: int = 50   # feature_source="distill": MTT-expert epochs, final snapshot (release: 50)
 
 
 SMOKE = Profile(
@@ -64,6 +77,10 @@ SMOKE = Profile(
     dc_iterations=3, dc_batch_real=8, dc_init="real", dc_loop_cap=(2, 2), eval_epochs_noaug=4,
     mtt_experts=2, mtt_buffer_epochs=3, mtt_expert_per_class=16, mtt_iterations=3, mtt_syn_steps=3,
     mtt_expert_epochs=1, mtt_max_start_epoch=2, mtt_lr_img=100.0,
+    study_ipc=1, study_matrix_archs=("ConvNet", "AlexNet"), study_matrix_ipc=1,
+    study_matrix_overrides=("dm_iterations=2",), study_axes=("depth", "activation"),
+    ablation_archs=("ConvNet", "AlexNet"), ablation_lam_front=(0.5, 1.0), ablation_lam_rear=(1.0,),
+    ablation_feature_epochs=(0, 1), ablation_feature_widths=(32, 128), ablation_distill_epochs=2,
 )
 
 # Sized for 2 CPU cores: the quickstart recomputes in about 12 minutes (DM ~4 min, 6 ResNet-18 runs ~6.5 min).
@@ -76,9 +93,16 @@ CPU = Profile(
     # DC/DSA: 50 iterations from real images, 64 real/class, the loop table capped at (2 outer, 10 inner) —
     # a full IPC-10 iteration (10 x 50) costs ~80 s on 2 cores
     dc_iterations=50, dc_batch_real=64, dc_init="real", dc_loop_cap=(2, 10), eval_epochs_noaug=50,
-    # MTT: 3 experts x 6 epochs on 1000 images/class; 50 iterations of 10 unrolled steps
-    mtt_experts=3, mtt_buffer_epochs=6, mtt_expert_per_class=1000, mtt_iterations=50, mtt_syn_steps=10,
-    mtt_expert_epochs=2, mtt_max_start_epoch=4,
+    # MTT: 3 experts x 6 epochs on 1000 images/class; 60 iterations of 10 unrolled steps on 20 images each
+    mtt_experts=3, mtt_buffer_epochs=6, mtt_expert_per_class=1000, mtt_iterations=60, mtt_syn_steps=10,
+    mtt_expert_epochs=2, mtt_max_start_epoch=4, mtt_batch_syn=20,
+    # ELF study, each notebook ~30 min after 00/01 (estimates in the notebooks): the 05 matrix distils IPC 1 with
+    # DM 100 x 32 real/class (a ResNet-18 DM iteration costs ~5x ConvNet's); sweeps and ablations use the IPC-10
+    # set of 00/03; ablations on ConvNet (the distillation network) and AlexNet (ResNet-18 costs ~5x per model)
+    study_ipc=10, study_matrix_archs=("ConvNet", "ConvNetBN", "AlexNet", "VGG11", "ResNet18"), study_matrix_ipc=1,
+    study_matrix_overrides=("dm_iterations=100", "dm_batch_real=32"),
+    ablation_archs=("ConvNet", "AlexNet"), ablation_lam_front=(0.01, 0.1, 1.0), ablation_lam_rear=(0.1, 1.0, 10.0),
+    ablation_feature_epochs=(0, 1, 2), ablation_feature_widths=(32, 64, 128, 256), ablation_distill_epochs=2,
 )
 
 # The published hyperparameters (base-methods.md §4, §8): DM main_DM.py defaults, DSA evaluation, 1000 epochs.
@@ -122,7 +146,28 @@ def get(name: str, **overrides) -> Profile:
     """The named profile with validated overrides (unknown keys and wrong types raise, listing the valid keys)."""
     if name not in PROFILES:
         raise ElfkitError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
-    base = PROFILES[name]
+    return override(PROFILES[name], **overrides)
+
+
+def assignments(items) -> dict:
+    """("dm_iterations=100", "dm_lr_img=0.5") -> {"dm_iterations": 100, "dm_lr_img": 0.5} (values as Python
+    literals, else strings), for override(): a profile field can carry overrides for one part of an experiment."""
+    import ast
+
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ElfkitError(f"override {item!r} is not of the form field=value")
+        try:
+            out[key.strip()] = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = raw.strip()
+    return out
+
+
+def override(base: Profile, **overrides) -> Profile:
+    """`base` (a resolved profile, possibly already overridden) with validated overrides, as get() does."""
     hints = typing.get_type_hints(Profile)
     valid = [f.name for f in dataclasses.fields(Profile) if f.name != "name"]
     unknown = sorted(set(overrides) - set(valid))

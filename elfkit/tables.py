@@ -55,6 +55,17 @@ def versus_paper(summary: pd.DataFrame, dataset: str, arch: str = "ConvNet") -> 
     })
 
 
+def distill_table(df: pd.DataFrame, dataset: str, arch: str = "ConvNet") -> pd.DataFrame:
+    """02_distill: rows (method, IPC) with the published number, elfkit's (mean ± std over the evaluation models)
+    and Δ = elfkit − published, plus the evaluation protocol and the published number's source and status."""
+    s = mean_std(df, ["method", "ipc", "eval_arch", "eval_protocol", "eval_epochs"])
+    t = versus_paper(s, dataset, arch)
+    t = t.rename(columns={"paper": "published", "ours": "elfkit", "paper status": "status", "paper source": "source"})
+    t.insert(4, "evaluation", [f"{'DSA' if p == 'dsa' else 'no aug.'}, {int(e)} ep" for p, e in
+                               zip(s[s["eval_arch"] == arch]["eval_protocol"], s[s["eval_arch"] == arch]["eval_epochs"])])
+    return t.set_index(["method", "ipc"])
+
+
 def elf_table(df: pd.DataFrame) -> pd.DataFrame:
     """Rows (method, IPC), columns evaluation architecture, cells 'baseline → ELF (Δ)' in %, mean ± std."""
     s = mean_std(df, ["method", "ipc", "eval_arch", "eval_mode"])
@@ -74,3 +85,72 @@ def elf_delta(df: pd.DataFrame) -> pd.DataFrame:
     w = s.pivot_table(index=["method", "ipc", "eval_arch"], columns="eval_mode", values="mean", sort=False)
     d = (w["elf"] - w["baseline"]).unstack(level=2)
     return d.reindex(columns=list(dict.fromkeys(s["eval_arch"])))
+
+
+# --- the ELF study (04_elf_ablations, 05_inductive_bias) ---------------------------------------------------------
+def matrix_table(df: pd.DataFrame) -> pd.DataFrame:
+    """05: rows = distillation architecture A, columns = evaluation architecture B, 'mean ± std' in %."""
+    t = pivot_pm(mean_std(df[df["study"] == "matrix"], ["distill_arch", "eval_arch"]), "distill_arch", "eval_arch")
+    t.index.name = "distilled with ↓ / evaluated with →"
+    return t
+
+
+def diagonal_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """05: per architecture X, its own set on X (the diagonal) against the other sets on X (column mean, off the
+    diagonal: same evaluation model, so capacity cancels) and X's set on the other models (row mean); last row =
+    means over the pool. Mean accuracy in %."""
+    s = mean_std(df[df["study"] == "matrix"], ["distill_arch", "eval_arch"])
+    m = s.pivot(index="distill_arch", columns="eval_arch", values="mean")
+    archs = [a for a in dict.fromkeys(s["distill_arch"]) if a in m.columns]
+    rows = {a: {"own set (diagonal)": m.loc[a, a], "other sets on it (column)": m[a].drop(a).mean(),
+                "its set on other models (row)": m.loc[a].drop(a).mean()} for a in archs}
+    t = pd.DataFrame.from_dict(rows, orient="index")
+    t["diagonal − column"] = t["own set (diagonal)"] - t["other sets on it (column)"]
+    t.loc["mean"] = t.mean()
+    t.index.name = "architecture"
+    return t.round(1)
+
+
+def sweep_table(df: pd.DataFrame) -> pd.DataFrame:
+    """05: rows (axis, variant) of the ConvNet sweeps; baseline, ELF and Δ = ELF − baseline (points), mean ± std in
+    %; ★ marks the member that is the distillation network; 'n/a' where no feature model fits the split."""
+    d = df[df["study"] == "sweep"]
+    s = mean_std(d, ["axis", "variant", "eval_arch", "is_distill_arch", "eval_mode"])
+    keys = list(dict.fromkeys(zip(d["axis"], d["variant"])))
+    rows = []
+    for axis, variant in keys:
+        g = s[(s["axis"] == axis) & (s["variant"] == variant)].set_index("eval_mode")
+        b, e = g.loc["baseline"], (g.loc["elf"] if "elf" in g.index else None)
+        rows.append({"axis": axis, "variant": variant, "eval_arch": b["eval_arch"],
+                     "distillation net": "★" if b["is_distill_arch"] else "", "baseline": pm(b["mean"], b["std"]),
+                     "ELF": pm(e["mean"], e["std"]) if e is not None else "n/a",
+                     "Δ": f"{e['mean'] - b['mean']:+.1f}" if e is not None else "n/a"})
+    return pd.DataFrame(rows).set_index(["axis", "variant"])
+
+
+def ablation_table(df: pd.DataFrame) -> pd.DataFrame:
+    """04: rows (ablation, variant), columns the ablation's evaluation model; cells 'ELF mean ± std (Δ vs the
+    baseline of the same evaluation model)' in %, '… (baseline)' for the `task` rows, 'n/a' where ELF cannot run."""
+    s = mean_std(df, ["ablation", "variant", "ablation_arch", "eval_arch", "eval_mode"])
+    base = s[s["eval_mode"] == "baseline"].groupby("eval_arch")["mean"].first()
+    cells = {}
+    for r in s.itertuples():   # ELF rows after baseline rows: a width cell shows ELF with Δ vs its own baseline
+        if r.eval_mode == "baseline":
+            cells.setdefault((r.ablation, r.variant, r.ablation_arch), f"{pm(r.mean, r.std)} (baseline)")
+    for r in s[s["eval_mode"] == "elf"].itertuples():
+        delta = f" ({r.mean - base[r.eval_arch]:+.1f})" if r.eval_arch in base.index else ""
+        cells[(r.ablation, r.variant, r.ablation_arch)] = pm(r.mean, r.std) + delta
+    for r in df[df["metric"] == "elf_unavailable"].itertuples():
+        cells.setdefault((r.ablation, r.variant, r.ablation_arch), "n/a")
+    t = pd.Series(cells).unstack(level=2)
+    t = t.reindex(index=list(dict.fromkeys(zip(df["ablation"], df["variant"]))),
+                  columns=list(dict.fromkeys(df["ablation_arch"])))
+    t.index.names, t.columns.name = ["ablation", "variant"], None
+    return t.fillna("—")
+
+
+def unavailable(df: pd.DataFrame) -> pd.DataFrame:
+    """04/05: the cells where ELF could not run, with the reason (no feature model fits the split)."""
+    d = df[df["metric"] == "elf_unavailable"]
+    cols = [c for c in ("ablation", "axis", "variant", "eval_arch", "feature_source", "reason") if c in d.columns]
+    return d[cols].drop_duplicates().reset_index(drop=True)

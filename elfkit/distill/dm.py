@@ -1,17 +1,16 @@
 """DM — distribution matching (Zhao & Bilen, WACV 2023), faithful to base-methods.md §4, resumable."""
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .. import augment, log, models, seeding
 from ..data import Data, class_indices
-from ..errors import DivergenceError, ElfkitError
+from ..errors import ElfkitError
 from ..synset import SynSet
+from . import state
+from .state import init_real  # noqa: F401  (public: elfkit.distill.dm.init_real)
 
 REAL_CHUNK_CPU = 32   # the real-side forward runs in chunks on CPU: activations stay in cache (exact: no grad)
 
@@ -25,13 +24,6 @@ def _embed_real(net, x, cpu: bool):
 
 def _layout(x, cpu):
     return x.contiguous(memory_format=torch.channels_last) if cpu else x
-
-
-def init_real(data: Data, ipc: int, g: torch.Generator) -> torch.Tensor:
-    """ipc random real training images per class, class-major."""
-    cls = class_indices(data.y_train.cpu(), data.num_classes)
-    idx = torch.cat([c[torch.randperm(len(c), generator=g)[:ipc]] for c in cls])
-    return data.x_train[idx.to(data.x_train.device)].detach().clone()
 
 
 def dm_loss(net, x_real, y_real, x_syn, y_syn, num_classes: int, bn: bool, cpu: bool = False) -> torch.Tensor:
@@ -48,38 +40,6 @@ def dm_loss(net, x_real, y_real, x_syn, y_syn, num_classes: int, bn: bool, cpu: 
     mu_syn = torch.zeros(num_classes, e_syn.shape[1], device=e_syn.device, dtype=e_syn.dtype).index_add(0, y_syn, e_syn)
     mu_syn = mu_syn / torch.bincount(y_syn, minlength=num_classes).clamp_min(1)[:, None]
     return ((mu_real - mu_syn) ** 2).sum()
-
-
-def _fingerprint(**cfg) -> str:
-    return json.dumps(cfg, sort_keys=True, default=str)
-
-
-def _save_checkpoint(path: Path, it: int, images, opt, g, fingerprint: str, curve: list) -> None:
-    from safetensors.torch import save_file
-
-    buf = opt.state[opt.param_groups[0]["params"][0]].get("momentum_buffer")
-    tensors = {"images": images.detach().cpu().contiguous(), "rng": g.get_state()}
-    if buf is not None:
-        tensors["momentum"] = buf.detach().cpu().contiguous()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    save_file(tensors, tmp, metadata={"iteration": str(it), "fingerprint": fingerprint, "curve": json.dumps(curve)})
-    os.replace(tmp, path)
-
-
-def _load_checkpoint(path: Path, fingerprint: str):
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata()
-            t = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:
-        raise ElfkitError(f"checkpoint {path} is unreadable ({e}); delete it to start over") from None
-    if meta.get("fingerprint") != fingerprint:
-        raise ElfkitError(f"checkpoint {path} belongs to a different DM configuration; delete it or pass another "
-                          "checkpoint path")
-    return int(meta["iteration"]), t, json.loads(meta.get("curve", "[]"))
 
 
 def distill(
@@ -99,21 +59,21 @@ def distill(
     C = data.num_classes
     cfg = dict(method="DM", dataset=data.name, ipc=ipc, arch=arch, iterations=iterations, batch_real=batch_real,
                lr_img=lr_img, momentum=momentum, dsa_strategy=strategy, seed=seed)
-    fp = _fingerprint(**cfg)
+    fp = state.fingerprint(cfg)
     g = seeding.generator(seeding.derive(seed, "dm"))
     x_all, y_all = data.x_train.to(device), data.y_train.to(device)
     cls = class_indices(data.y_train.cpu(), C)
     if min(len(c) for c in cls) == 0:
         raise ElfkitError(f"{data.name}: some class has no training images; DM needs real images of every class")
     images = init_real(data, ipc, g).to(device).requires_grad_(True)
-    y_syn = torch.arange(C, device=device).repeat_interleave(ipc)
+    y_syn = state.hard_labels(C, ipc, device)
     opt = torch.optim.SGD([images], lr=lr_img, momentum=momentum)
     start, curve = 0, []
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         if resume and ckpt.is_file():
-            start, t, curve = _load_checkpoint(ckpt, fp)
+            start, t, curve, _ = state.load(ckpt, fp, "DM")
             with torch.no_grad():
                 images.copy_(t["images"].to(device))
             if "momentum" in t:
@@ -141,16 +101,13 @@ def distill(
             opt.step()
             if it % curve_every == 0 or it == iterations - 1:
                 val = float(loss.detach())
-                if not torch.isfinite(torch.tensor(val)):
-                    raise DivergenceError(f"DM loss became {val} at iteration {it}; lower lr_img (now {lr_img}). "
-                                          f"The last good checkpoint is kept{f' at {ckpt}' if ckpt else ''}.")
+                state.check_finite("DM", it, val, images, f"lower lr_img (now {lr_img})", ckpt)
                 curve.append([it, val])
                 bar.update(it + 1 - bar.n, loss=val)
             if ckpt is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
-                if not torch.isfinite(images).all():
-                    raise DivergenceError(f"DM images became non-finite at iteration {it}; lower lr_img. "
-                                          f"The last good checkpoint is kept at {ckpt}.")
-                _save_checkpoint(ckpt, it + 1, images, opt, g, fp, curve)
+                state.check_finite("DM", it, 0.0, images, f"lower lr_img (now {lr_img})", ckpt)
+                state.save(ckpt, it + 1, {"images": images, "rng": g.get_state(),
+                                          "momentum": state.momentum_of(opt, images)}, fp, curve)
         bar.update(iterations - bar.n)
     # no wall time in the metadata: the saved file must be byte-identical across runs of the same config
     meta = {**cfg, "loss_curve": curve,

@@ -12,7 +12,9 @@ PRODUCTS = ["results/{profile}/03_cross_arch/records.json", "figures/{profile}/0
             "figures/{profile}/03_cross_arch_bars.png"]
 USES = ("dataset", "ipcs", "distill_arch", "cross_archs", "dm_iterations", "dm_batch_real", "dm_lr_img",
         "eval_epochs", "eval_lr", "eval_batch", "eval_dsa", "n_eval_models", "test_per_class", "feature_epochs",
-        "feature_epoch", "feature_per_class")
+        "feature_epoch", "feature_per_class", "dc_iterations", "dc_batch_real", "dc_lr_img", "dc_metric", "dc_init",
+        "dc_loop_cap", "mtt_experts", "mtt_buffer_epochs", "mtt_expert_per_class", "mtt_iterations", "mtt_syn_steps",
+        "mtt_expert_epochs", "mtt_max_start_epoch", "mtt_lr_img", "mtt_lr_lr", "mtt_lr_teacher", "mtt_batch_syn")
 
 
 def feature_models(ctx, data):

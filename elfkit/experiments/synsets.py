@@ -10,11 +10,16 @@ from ..synset import SynSet, load
 
 def distilled(ctx, data, method: str, ipc: int) -> SynSet:
     """The `method` set at `ipc` for ctx's profile and seed, from results/<profile>/runs/synsets or distilled now
-    (checkpointed, so an interrupted notebook resumes)."""
+    (checkpointed, so an interrupted notebook resumes). MTT takes the profile's expert trajectories (01_experts)."""
     mod = METHODS[method]
     kw = mod.profile_kwargs(ctx.profile)
     cfg = {"method": method, "dataset": data.name, "n_train": len(data.y_train), "ipc": ipc,
            "arch": ctx.profile.distill_arch, "seed": ctx.seed, **kw}
+    if method == "MTT":
+        from .experts import mtt_experts
+
+        kw["experts"] = mtt_experts(ctx, data)
+        cfg["experts"] = [t.folder.name for t in kw["experts"]]
     h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
     folder = ctx.runs_dir / "synsets"
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,16 @@
+"""DSA — DC's gradient matching with differentiable Siamese augmentation (base-methods.md §3): the DC loop with one
+shared augmentation draw per class inside matching and DSA in the inner loop; real initialisation (README)."""
+from __future__ import annotations
+
+from ..synset import SynSet
+from . import dc
+
+
+def distill(data, *, ipc: int, init: str = "real", **kw) -> SynSet:
+    """`dc.distill(..., dsa=True)`; every keyword of dc.distill applies."""
+    return dc.distill(data, ipc=ipc, dsa=True, init=init, **kw)
+
+
+def profile_kwargs(p) -> dict:
+    """DSA shares DC's profile fields, except the initialisation (always real, as the README command)."""
+    return {k: v for k, v in dc.profile_kwargs(p).items() if k != "init"}

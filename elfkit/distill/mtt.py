@@ -1,0 +1,190 @@
+"""MTT — matching training trajectories (Cazenavette et al., CVPR 2022), base-methods.md §6, memory-bounded.
+
+The published code keeps the whole unrolled inner loop (syn_steps × batch_syn activations and their double-backward
+graphs). elfkit computes the same gradient by reverse-mode through the recursion θ_{k+1} = θ_k − η∇ℓ(θ_k; X_k):
+a forward pass keeps only the parameter vectors θ_k (kilobytes to megabytes), and the backward pass rebuilds one
+step's graph at a time (the same indices and the same DSA draw) and carries the adjoint a_k = ∂L/∂θ_k:
+  ∂L/∂X_k = −η ∂(a_{k+1}·g_k)/∂X_k,  ∂L/∂η −= a_{k+1}·g_k,  a_k = a_{k+1} − η H_k a_{k+1}.
+Peak memory is one step's graph plus syn_steps parameter vectors; `unroll="full"` is the published structure."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from .. import augment, log, models, seeding
+from ..data import Data
+from ..errors import ElfkitError
+from ..synset import SynSet
+from . import state
+
+
+def plan_steps(n: int, syn_steps: int, batch_syn: int, strategy: str | None, im_size, g: torch.Generator):
+    """The minibatch indices (chunks of a random permutation, taken from the end as the reference's .pop(), with a
+    new permutation when exhausted) and the DSA draw (independent per-sample parameters) of every unrolled step."""
+    steps, chunks = [], []
+    for _ in range(syn_steps):
+        if not chunks:
+            chunks = list(torch.randperm(n, generator=g).split(batch_syn))
+        idx = chunks.pop()
+        draw = augment.sample(strategy, len(idx), g=g, im_size=im_size, shared_family=True) if strategy else None
+        steps.append((idx, draw))
+    return steps
+
+
+def _batch(images, labels, step):
+    idx, draw = step
+    idx = idx.to(images.device)
+    x = images[idx]
+    return (augment.apply(x, draw) if draw is not None else x), labels[idx]
+
+
+def _step_grad(net, names, theta, x, y, create_graph: bool):
+    out = functional_call(net, dict(zip(names, theta)), (x,))
+    return torch.autograd.grad(F.cross_entropy(out, y), theta, create_graph=create_graph)
+
+
+def _distance(theta, target) -> torch.Tensor:
+    return sum(((a - b) ** 2).sum() for a, b in zip(theta, target))
+
+
+def trajectory_loss(net, names, start, target, images, labels, syn_lr, steps, unroll: str = "bounded"):
+    """L = ‖θ_N − θ*‖² / ‖θ_0 − θ*‖² after len(steps) student steps from θ_0 = start. Returns (L, ∂L/∂images,
+    ∂L/∂η) — `bounded` (adjoint, one step's graph at a time) and `full` (the published full unroll) agree."""
+    start = [t.detach() for t in start]
+    denom = _distance(start, target)
+    if unroll == "full":
+        imgs = images.detach().requires_grad_(True)
+        lr = syn_lr.detach().requires_grad_(True)
+        theta = [t.clone().requires_grad_(True) for t in start]
+        for step in steps:
+            x, y = _batch(imgs, labels, step)
+            grads = _step_grad(net, names, theta, x, y, create_graph=True)
+            theta = [t - lr * gi for t, gi in zip(theta, grads)]
+        loss = _distance(theta, target) / denom
+        gi, gl = torch.autograd.grad(loss, [imgs, lr])
+        return loss.detach(), gi, gl
+    if unroll != "bounded":
+        raise ElfkitError(f"unroll must be 'bounded' or 'full', got {unroll!r}")
+    lr = syn_lr.detach()
+    thetas, theta = [], start
+    for step in steps:                        # forward: no graph kept, only the parameter vectors
+        thetas.append(theta)
+        x, y = _batch(images.detach(), labels, step)
+        th = [t.requires_grad_(True) for t in (t.detach().clone() for t in theta)]
+        grads = _step_grad(net, names, th, x, y, create_graph=False)
+        theta = [t.detach() - lr * gi for t, gi in zip(th, grads)]
+    loss = _distance(theta, target) / denom
+    adj = [2 * (a - b) / denom for a, b in zip(theta, target)]
+    g_img = torch.zeros_like(images)
+    g_lr = torch.zeros((), device=images.device)
+    for step, theta_k in zip(reversed(steps), reversed(thetas)):
+        th = [t.detach().clone().requires_grad_(True) for t in theta_k]
+        imgs = images.detach().requires_grad_(True)
+        x, y = _batch(imgs, labels, step)
+        grads = _step_grad(net, names, th, x, y, create_graph=True)
+        q = sum((a * gk).sum() for a, gk in zip(adj, grads))
+        *hv, dq_dimg = torch.autograd.grad(q, th + [imgs], allow_unused=True)
+        g_lr -= q.detach()
+        if dq_dimg is not None:
+            g_img -= lr * dq_dimg
+        adj = [a - lr * h if h is not None else a for a, h in zip(adj, hv)]
+    return loss.detach(), g_img, g_lr
+
+
+def _params_of(traj, epoch: int, names, device):
+    sd = traj.state(epoch)
+    return [sd[n].to(device) for n in names]
+
+
+def distill(
+    data: Data, *, ipc: int, experts, arch: str = "ConvNet", iterations: int = 5000, syn_steps: int = 20,
+    expert_epochs: int = 2, max_start_epoch: int = 20, lr_img: float = 1000.0, lr_lr: float = 1e-5,
+    lr_teacher: float = 0.01, batch_syn: int = 0, momentum: float = 0.5, dsa: bool = True,
+    dsa_strategy: str | None = None, unroll: str = "bounded", seed: int = 0, device: str | torch.device = "cpu",
+    checkpoint: str | Path | None = None, checkpoint_every: int = 0, resume: bool = False, progress: str = "off",
+    curve_every: int = 1,
+) -> SynSet:
+    """MTT from real initialisation. `experts`: trajectories (experts.Trajectory, or anything with
+    `.state(epoch)` and `.epochs()`) of `arch` on the same data. Each iteration: a random expert and start epoch
+    t ∈ [0, max_start_epoch); `syn_steps` student steps of SGD with the learnable step size η from θ_t; one step of
+    SGD(momentum 0.5) on the images (lr_img) and on η (lr_lr) for ‖θ − θ_{t+expert_epochs}‖² / ‖θ_t − θ_{t+E}‖².
+    The set's meta carries the learned η (`syn_lr`), which MTT's evaluation uses as its learning rate."""
+    device = torch.device(device)
+    experts = list(experts)
+    if not experts:
+        raise ElfkitError("MTT needs expert trajectories; train them first (elfkit train-experts, or notebook "
+                          "01_experts)")
+    have = min(max(t.epochs()) for t in experts)
+    if max_start_epoch < 1 or max_start_epoch - 1 + expert_epochs > have:
+        raise ElfkitError(f"MTT: max_start_epoch {max_start_epoch} + expert_epochs {expert_epochs} needs trajectories "
+                          f"of at least {max_start_epoch - 1 + expert_epochs} epochs; the experts have {have}. Lower "
+                          "them or train longer experts")
+    strategy = (dsa_strategy if dsa_strategy is not None else augment.strategy_for(data.name)) if dsa else None
+    C = data.num_classes
+    n = C * ipc
+    bs = min(batch_syn or n, n)
+    cfg = dict(method="MTT", dataset=data.name, ipc=ipc, arch=arch, iterations=iterations, syn_steps=syn_steps,
+               expert_epochs=expert_epochs, max_start_epoch=max_start_epoch, lr_img=lr_img, lr_lr=lr_lr,
+               lr_teacher=lr_teacher, batch_syn=bs, momentum=momentum, dsa_strategy=strategy, seed=seed,
+               experts=[str(getattr(t, "folder", i)).rsplit("/", 1)[-1] for i, t in enumerate(experts)])
+    fp = state.fingerprint(cfg)
+    g = seeding.generator(seeding.derive(seed, "mtt"))
+    images = state.init_real(data, ipc, g).to(device).requires_grad_(True)
+    labels = state.hard_labels(C, ipc, device)
+    syn_lr = torch.tensor(float(lr_teacher), device=device, requires_grad=True)
+    opt_img = torch.optim.SGD([images], lr=lr_img, momentum=momentum)
+    opt_lr = torch.optim.SGD([syn_lr], lr=lr_lr, momentum=momentum)
+    start, curve = 0, []
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt is not None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        if resume and ckpt.is_file():
+            start, t, curve, _ = state.load(ckpt, fp, "MTT")
+            with torch.no_grad():
+                images.copy_(t["images"].to(device))
+                syn_lr.copy_(t["syn_lr"].to(device))
+            for o, p, k in ((opt_img, images, "mom_img"), (opt_lr, syn_lr, "mom_lr")):
+                if k in t:
+                    o.state[p]["momentum_buffer"] = t[k].to(device)
+            g.set_state(t["rng"])
+    net = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size).to(device).train()
+    names = [k for k, _ in net.named_parameters()]
+    with log.Progress(iterations, f"MTT ipc{ipc} {arch}", progress) as bar:
+        bar.update(start)
+        for it in range(start, iterations):
+            traj = experts[int(torch.randint(len(experts), (1,), generator=g))]
+            t0 = int(torch.randint(max_start_epoch, (1,), generator=g))
+            theta0 = _params_of(traj, t0, names, device)
+            target = _params_of(traj, t0 + expert_epochs, names, device)
+            steps = plan_steps(n, syn_steps, bs, strategy, data.spec.im_size, g)
+            loss, g_img, g_lr = trajectory_loss(net, names, theta0, target, images, labels, syn_lr, steps, unroll)
+            images.grad, syn_lr.grad = g_img, g_lr.reshape(())
+            opt_img.step()
+            opt_lr.step()
+            val = float(loss)
+            if it % curve_every == 0 or it == iterations - 1:
+                state.check_finite("MTT", it, val, images, f"lower lr_img (now {lr_img}) or syn_steps", ckpt)
+                curve.append([it, val, float(syn_lr.detach())])
+                bar.update(it + 1 - bar.n, loss=val)
+            if ckpt is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
+                state.check_finite("MTT", it, val, images, f"lower lr_img (now {lr_img}) or syn_steps", ckpt)
+                state.save(ckpt, it + 1, {"images": images, "syn_lr": syn_lr.detach().reshape(()),
+                                          "mom_img": state.momentum_of(opt_img, images),
+                                          "mom_lr": state.momentum_of(opt_lr, syn_lr), "rng": g.get_state()}, fp, curve)
+        bar.update(iterations - bar.n)
+    if not float(syn_lr.detach()) > 0:
+        raise ElfkitError(f"MTT: the learned step size became {float(syn_lr.detach()):.3g} (not positive); lower lr_lr "
+                          f"(now {lr_lr})")
+    meta = {**cfg, "loss_curve": curve, "syn_lr": float(syn_lr.detach()), "mean": data.spec.mean, "std": data.spec.std,
+            "class_names": list(data.class_names)}
+    return SynSet(images.detach().cpu().clone(), labels.cpu(), meta)
+
+
+def profile_kwargs(p) -> dict:
+    """The MTT settings of a Profile; the experts come from experiments.experts.mtt_experts."""
+    return dict(iterations=p.mtt_iterations, syn_steps=p.mtt_syn_steps, expert_epochs=p.mtt_expert_epochs,
+                max_start_epoch=p.mtt_max_start_epoch, lr_img=p.mtt_lr_img, lr_lr=p.mtt_lr_lr,
+                lr_teacher=p.mtt_lr_teacher, batch_syn=p.mtt_batch_syn)
