@@ -16,7 +16,7 @@ from torch.func import functional_call
 
 from .. import augment, log, models, seeding
 from ..data import Data
-from ..errors import ElfkitError
+from ..errors import DivergenceError, ElfkitError
 from ..synset import SynSet
 from . import state
 
@@ -94,9 +94,19 @@ def trajectory_loss(net, names, start, target, images, labels, syn_lr, steps, un
     return loss.detach(), g_img, g_lr
 
 
-def _params_of(traj, epoch: int, names, device):
+def _params_of(traj, epoch: int, shapes: dict, device):
+    """The parameters (no buffers) of an expert snapshot, in the distillation network's order."""
     sd = traj.state(epoch)
-    return [sd[n].to(device) for n in names]
+    bad = [n for n, shape in shapes.items() if n not in sd or tuple(sd[n].shape) != shape]
+    if bad:
+        raise ElfkitError(f"expert {getattr(traj, 'folder', traj)} was trained with a different architecture than "
+                          f"the distillation network (missing or mis-shaped: {', '.join(bad[:3])}); train experts "
+                          "of the same architecture")
+    return [sd[n].to(device) for n in shapes]
+
+
+def _kept(ckpt) -> str:
+    return f" The last good checkpoint is kept at {ckpt} (resume=True continues from it)." if ckpt else ""
 
 
 def distill(
@@ -151,20 +161,24 @@ def distill(
                     o.state[p]["momentum_buffer"] = t[k].to(device)
             g.set_state(t["rng"])
     net = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size).to(device).train()
-    names = [k for k, _ in net.named_parameters()]
+    shapes = {k: tuple(v.shape) for k, v in net.named_parameters()}
+    names = list(shapes)
     with log.Progress(iterations, f"MTT ipc{ipc} {arch}", progress) as bar:
         bar.update(start)
         for it in range(start, iterations):
             traj = experts[int(torch.randint(len(experts), (1,), generator=g))]
             t0 = int(torch.randint(max_start_epoch, (1,), generator=g))
-            theta0 = _params_of(traj, t0, names, device)
-            target = _params_of(traj, t0 + expert_epochs, names, device)
+            theta0 = _params_of(traj, t0, shapes, device)
+            target = _params_of(traj, t0 + expert_epochs, shapes, device)
             steps = plan_steps(n, syn_steps, bs, strategy, data.spec.im_size, g)
             loss, g_img, g_lr = trajectory_loss(net, names, theta0, target, images, labels, syn_lr, steps, unroll)
             images.grad, syn_lr.grad = g_img, g_lr.reshape(())
             opt_img.step()
             opt_lr.step()
             val = float(loss)
+            if not float(syn_lr.detach()) > 0:       # a non-positive step size cannot train an evaluation model
+                raise DivergenceError(f"MTT: the learned step size became {float(syn_lr.detach()):.3g} at iteration "
+                                      f"{it}; lower lr_lr (now {lr_lr}).{_kept(ckpt)}")
             if it % curve_every == 0 or it == iterations - 1:
                 state.check_finite("MTT", it, val, images, f"lower lr_img (now {lr_img}) or syn_steps", ckpt)
                 curve.append([it, val, float(syn_lr.detach())])
@@ -175,9 +189,6 @@ def distill(
                                           "mom_img": state.momentum_of(opt_img, images),
                                           "mom_lr": state.momentum_of(opt_lr, syn_lr), "rng": g.get_state()}, fp, curve)
         bar.update(iterations - bar.n)
-    if not float(syn_lr.detach()) > 0:
-        raise ElfkitError(f"MTT: the learned step size became {float(syn_lr.detach()):.3g} (not positive); lower lr_lr "
-                          f"(now {lr_lr})")
     meta = {**cfg, "loss_curve": curve, "syn_lr": float(syn_lr.detach()), "mean": data.spec.mean, "std": data.spec.std,
             "class_names": list(data.class_names)}
     return SynSet(images.detach().cpu().clone(), labels.cpu(), meta)
