@@ -28,31 +28,63 @@ def _write_record(path: Path, kind: str, config: dict, records: list, ctx, wall:
     print(f"wrote {path}")
 
 
+# CLI option -> keyword of the distill functions; an option a method does not take is an error, not ignored
+_DISTILL_OPTIONS = ("iterations", "batch_real", "lr_img", "metric", "init", "loops", "syn_steps", "expert_epochs",
+                    "max_start_epoch", "lr_lr", "lr_teacher", "batch_syn")
+
+
 def cmd_distill(a) -> int:
-    from . import data as datasets
+    import inspect
+
+    from . import experts, zca
     from .distill import METHODS
 
     method = a.method.upper()
     if method not in METHODS:
         raise ElfkitError(f"method {a.method!r} is not available; choose one of {sorted(METHODS)}")
+    fn = METHODS[method].distill
+    takes = set(inspect.signature(fn).parameters) | (set(inspect.signature(METHODS["DC"].distill).parameters)
+                                                     if method == "DSA" else set())
+    kw = {k: getattr(a, k) for k in _DISTILL_OPTIONS if getattr(a, k, None) is not None}
+    wrong = sorted(k for k in kw if k not in takes)
+    if wrong:
+        raise ElfkitError(f"--{', --'.join(w.replace('_', '-') for w in wrong)} does not apply to {method}; "
+                          f"see `elfkit distill --help`")
     ctx = _context("cli_distill", a.seed, a.device, a.progress)
-    data = datasets.load(a.dataset, device=ctx.device)
+    data = zca.load(a.dataset + ("+zca" if a.zca else ""), device=ctx.device)
+    if method == "MTT":
+        if not a.experts:
+            raise ElfkitError("MTT needs expert trajectories: pass --experts DIR (trained with "
+                              "`elfkit train-experts --root DIR`)")
+        kw["experts"] = experts.load_pool(a.experts, a.arch, data)
     t0 = time.perf_counter()
-    syn = METHODS[method].distill(data, ipc=a.ipc, arch=a.arch, iterations=a.iterations, batch_real=a.batch_real,
-                                  lr_img=a.lr_img, seed=a.seed, device=ctx.device, checkpoint=a.checkpoint,
-                                  checkpoint_every=a.checkpoint_every, resume=a.resume, progress=ctx.progress)
+    syn = fn(data, ipc=a.ipc, arch=a.arch, seed=a.seed, device=ctx.device, checkpoint=a.checkpoint,
+             checkpoint_every=a.checkpoint_every, resume=a.resume, progress=ctx.progress, **kw)
     out = Path(a.out or f"{method.lower()}_{data.name}_ipc{a.ipc}_seed{a.seed}.safetensors")
     syn.save(out)
     print(f"wrote {out}")
     cfg = {k: v for k, v in vars(a).items() if k not in ("func", "progress", "out")}
-    recs = [{"method": method, "ipc": a.ipc, "metric": "dm_loss", "iteration": i, "value": v}
-            for i, v in syn.meta.get("loss_curve", [])]
+    recs = [{"method": method, "ipc": a.ipc, "metric": "distill_loss", "iteration": c[0], "value": c[1]}
+            for c in syn.meta.get("loss_curve", [])]
     _write_record(out.with_suffix(".json"), "distill", cfg, recs, ctx, time.perf_counter() - t0, data.source)
     return 0
 
 
+def cmd_train_experts(a) -> int:
+    from . import data as datasets, experts, zca
+
+    ctx = _context("cli_train_experts", a.seed, a.device, a.progress)
+    data = zca.load(a.dataset + ("+zca" if a.zca else ""), device=ctx.device)
+    data = datasets.subset(data, a.per_class, 0, seed=a.seed)
+    pool = experts.pool(data, a.arch, a.n, recipe="mtt_expert", seed=a.seed, root=a.root, epochs=a.epochs,
+                        device=ctx.device, progress=ctx.progress, test_every=a.test_every)
+    for t in pool:
+        print(f"{t.folder}  epochs {max(t.epochs())}  test_acc {t.test_acc}")
+    return 0
+
+
 def cmd_evaluate(a) -> int:
-    from . import data as datasets
+    from . import zca
     from .evaluate import evaluate_synset
     from .synset import load, load_foreign
 
@@ -63,7 +95,7 @@ def cmd_evaluate(a) -> int:
         syn = load_foreign(path, labels)
     else:
         syn = load(path)
-    data = datasets.load(a.dataset or syn.meta.get("dataset", "fashion_mnist"), device=ctx.device)
+    data = zca.load(a.dataset or syn.meta.get("dataset", "fashion_mnist"), device=ctx.device)   # '+zca' whitens
     if tuple(syn.images.shape[1:]) != (data.spec.channel, *data.spec.im_size):
         raise ElfkitError(f"{path}: images are {tuple(syn.images.shape[1:])} but {data.name} needs "
                           f"{(data.spec.channel, *data.spec.im_size)}; pass the right --dataset")
@@ -138,21 +170,48 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--progress", default="auto", choices=["auto", "bar", "rows", "off"],
                             help="progress display (default: bar in a terminal, rows when redirected)")
 
-    d = sub.add_parser("distill", help="distil a synthetic set and save it as .safetensors (+ a .json record)")
-    d.add_argument("--method", default="dm", help="distillation method (available: DM)")
+    d = sub.add_parser("distill", help="distil a synthetic set and save it as .safetensors (+ a .json record)",
+                       description="Every option left out takes the method's published default (base-methods.md).")
+    d.add_argument("--method", default="dm", help="distillation method: dc | dsa | dm | mtt (default: dm)")
     d.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist | mnist | cifar10 | cifar100 | svhn | "
                    "tinyimagenet | synthetic")
     d.add_argument("--ipc", type=int, default=10, help="images per class")
     d.add_argument("--arch", default="ConvNet", help="distillation network (see `elfkit list-models`)")
-    d.add_argument("--iterations", type=int, default=20000, help="outer iterations (DM paper: 20000)")
-    d.add_argument("--batch-real", type=int, default=256, help="real images per class per iteration")
-    d.add_argument("--lr-img", type=float, default=1.0, help="SGD learning rate on the pixels (momentum 0.5)")
+    d.add_argument("--iterations", type=int, help="outer iterations (published: DC/DSA 1000, DM 20000, MTT 5000)")
+    d.add_argument("--batch-real", type=int, help="DC/DSA/DM: real images per class per step (published: 256)")
+    d.add_argument("--lr-img", type=float, help="SGD lr on the pixels, momentum 0.5 (DC/DSA 0.1, DM 1, MTT 1000)")
+    d.add_argument("--metric", choices=["ours", "mse", "cos"], help="DC/DSA gradient distance (default: ours)")
+    d.add_argument("--init", choices=["real", "noise"], help="DC/DSA initialisation (DC: noise, DSA: real)")
+    d.add_argument("--loops", type=int, nargs=2, metavar=("OUTER", "INNER"),
+                   help="DC/DSA loop counts (default: the published table; other IPCs take the nearest row)")
+    d.add_argument("--experts", help="MTT: folder of expert trajectories (elfkit train-experts --root)")
+    d.add_argument("--syn-steps", type=int, help="MTT: unrolled student steps (published: 20)")
+    d.add_argument("--expert-epochs", type=int, help="MTT: target epochs ahead of the start (default: 2)")
+    d.add_argument("--max-start-epoch", type=int, help="MTT: start epoch uniform below this (default: 20)")
+    d.add_argument("--lr-lr", type=float, help="MTT: lr of the learnable step size (published: 1e-5)")
+    d.add_argument("--lr-teacher", type=float, help="MTT: initial step size = the experts' lr (0.01)")
+    d.add_argument("--batch-syn", type=int, help="MTT: synthetic images per unrolled step (default: all)")
+    d.add_argument("--zca", action="store_true", help="MTT: distil in ZCA space (kornia eps 0.1; experts must be "
+                   "trained with --zca too; the set's dataset becomes '<name>+zca')")
     d.add_argument("--checkpoint", help="checkpoint file (safetensors); with --resume, continue from it")
     d.add_argument("--checkpoint-every", type=int, default=500, help="iterations between checkpoints")
     d.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     d.add_argument("--out", help="output .safetensors path (default: <method>_<dataset>_ipc<N>_seed<S>.safetensors)")
     common(d)
     d.set_defaults(func=cmd_distill)
+
+    t = sub.add_parser("train-experts", help="train MTT expert trajectories (N nets x E epochs, plain SGD 0.01, "
+                       "DSA, a snapshot per epoch; resumable)")
+    t.add_argument("--dataset", default="fashion_mnist", help="dataset the experts train on")
+    t.add_argument("--arch", default="ConvNet", help="the distillation network (see `elfkit list-models`)")
+    t.add_argument("--n", type=int, default=100, help="number of experts, each with its own seed (published: 100)")
+    t.add_argument("--epochs", type=int, default=50, help="epochs per trajectory (published: 50)")
+    t.add_argument("--per-class", type=int, default=0, help="real images per class (0 = all)")
+    t.add_argument("--test-every", type=int, default=10, help="test accuracy every N epochs (reported only)")
+    t.add_argument("--zca", action="store_true", help="train on ZCA-whitened images (for MTT --zca)")
+    t.add_argument("--root", required=True, help="folder for the trajectories (one subfolder per expert)")
+    common(t)
+    t.set_defaults(func=cmd_train_experts)
 
     e = sub.add_parser("evaluate", help="train fresh models on a synthetic set and test them (standard protocol)")
     e.add_argument("synset", help="an elfkit .safetensors SynSet, or images_best.pt from the published codebases")

@@ -205,3 +205,21 @@ def pool(data: Data, arch: str, n: int, *, recipe: Recipe | str = "mtt_expert", 
                          snapshot_epochs=snapshot_epochs, epochs=epochs, device=device, progress=progress,
                          test_every=test_every))
     return out
+
+
+def load_pool(root: str | Path, arch: str, data: Data) -> list[Trajectory]:
+    """The finished trajectories of `arch` on `data`'s dataset under `root` (as `pool` wrote them), oldest seed
+    order kept stable by folder name."""
+    out = []
+    for cfg_file in sorted(Path(root).glob("*/config.json")):
+        cfg = json.loads(cfg_file.read_text())
+        folder = cfg_file.parent
+        if cfg.get("arch") != arch or cfg.get("dataset") != data.name:
+            continue
+        traj = Trajectory(folder, arch, cfg)
+        if traj.epochs() and max(traj.epochs()) == cfg["recipe"]["epochs"]:
+            out.append(traj)
+    if not out:
+        raise ElfkitError(f"no finished {arch} trajectories on {data.name} under {root}; train them with "
+                          f"`elfkit train-experts --arch {arch} --dataset {data.name} --root {root}`")
+    return out

@@ -70,7 +70,8 @@ def test_top_level_help(capsys):
 
 
 @pytest.mark.parametrize("cmd,options", [
-    ("distill", ["--method", "--dataset", "--ipc", "--arch", "--iterations", "--batch-real", "--lr-img",
+    ("distill", ["--method", "--dataset", "--ipc", "--arch", "--iterations", "--batch-real", "--lr-img", "--metric",
+                 "--loops", "--experts", "--syn-steps",
                  "--checkpoint", "--checkpoint-every", "--resume", "--out", "--seed", "--device", "--progress"]),
     ("evaluate", ["synset", "--labels", "--dataset", "--arch", "--n-models", "--epochs", "--lr", "--batch",
                   "--no-dsa", "--out", "--seed", "--device", "--progress"]),
@@ -119,7 +120,7 @@ def test_distill_writes_synset_and_record(distilled):
     assert doc["config"]["iterations"] == 2 and doc["config"]["dataset"] == "synthetic"
     assert "out" not in doc["config"] and "progress" not in doc["config"]
     assert [r["iteration"] for r in doc["records"]] == [0, 1]
-    assert all(r["metric"] == "dm_loss" for r in doc["records"])
+    assert all(r["metric"] == "distill_loss" for r in doc["records"])
     from elfkit.results import records_sha256
 
     assert doc["records_sha256"] == records_sha256(doc["records"])
@@ -178,8 +179,36 @@ def test_unknown_dataset_lists_choices(cmd, distilled, tmp_path, capsys):
 
 
 def test_unknown_method(tmp_path, capsys):
-    rc, _, err = run(["distill", "--method", "mtt", *FAST_DISTILL, "--out", tmp_path / "x.safetensors"], capsys)
-    assert_clean_error(rc, err, "method 'mtt'", "DM")
+    rc, _, err = run(["distill", "--method", "kip", *FAST_DISTILL, "--out", tmp_path / "x.safetensors"], capsys)
+    assert_clean_error(rc, err, "method 'kip'", "DC", "DSA", "DM", "MTT")
+
+
+def test_option_of_another_method_is_an_error(tmp_path, capsys):
+    rc, _, err = run(["distill", "--method", "dm", "--metric", "mse", *FAST_DISTILL], capsys)
+    assert_clean_error(rc, err, "--metric", "not apply to DM")
+    rc, _, err = run(["distill", "--method", "mtt", *FAST_DISTILL], capsys)
+    assert_clean_error(rc, err, "--batch-real", "not apply to MTT")
+    rc, _, err = run(["distill", "--method", "mtt", "--dataset", "synthetic", "--iterations", "1", "--progress", "off"],
+                     capsys)
+    assert_clean_error(rc, err, "--experts DIR", "train-experts")
+
+
+def test_dc_dsa_and_mtt_through_the_cli(tmp_path, capsys):
+    for m in ("dc", "dsa"):
+        rc, _, err = run(["distill", "--method", m, "--dataset", "synthetic", "--ipc", "1", "--arch", "ConvNetW32",
+                          "--iterations", "2", "--batch-real", "4", "--loops", "2", "1", "--progress", "off",
+                          "--out", tmp_path / f"{m}.safetensors"], capsys)
+        assert rc == 0, err
+        assert load(tmp_path / f"{m}.safetensors").meta["method"] == m.upper()
+    rc, _, err = run(["train-experts", "--dataset", "synthetic", "--arch", "ConvNetW32", "--n", "2", "--epochs", "2",
+                      "--per-class", "4", "--root", tmp_path / "exp", "--progress", "off"], capsys)
+    assert rc == 0, err
+    rc, _, err = run(["distill", "--method", "mtt", "--dataset", "synthetic", "--ipc", "1", "--arch", "ConvNetW32",
+                      "--experts", tmp_path / "exp", "--iterations", "2", "--syn-steps", "2", "--expert-epochs", "1",
+                      "--max-start-epoch", "1", "--lr-lr", "1e-7", "--progress", "off",
+                      "--out", tmp_path / "mtt.safetensors"], capsys)
+    assert rc == 0, err
+    assert load(tmp_path / "mtt.safetensors").meta["syn_lr"] > 0
 
 
 def test_wrong_image_shape_for_dataset(tmp_path, capsys):

@@ -132,7 +132,7 @@ def test_mismatched_feature_model_names_the_right_one():
 
 
 def test_cli_feature_model_then_elf_evaluate(tmp_path, capsys):
-    from elfkit import cli, synset
+    from elfkit import cli
 
     d = data.synthetic()
     path = evaluate.random_real(d, 1, seed=0).save(tmp_path / "s.safetensors")

@@ -119,7 +119,7 @@ def distill(
                inner_loop=inner, dsa_strategy=strategy, seed=seed)
     fp = state.fingerprint(cfg)
     g = seeding.generator(seeding.derive(seed, method.lower()))
-    x_all, y_all = data.x_train.to(device), data.y_train.to(device)
+    x_all = data.x_train.to(device)
     cls = class_indices(data.y_train.cpu(), C)
     if min(len(c) for c in cls) == 0:
         raise ElfkitError(f"{data.name}: some class has no training images; {method} needs real images of every class")
