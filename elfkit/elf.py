@@ -119,15 +119,33 @@ def evaluate(
             for r in recs]
 
 
+def unavailable(arch: str, data: Data, source: str = "wide", distill_arch: str = "ConvNet") -> str:
+    """Why ELF cannot evaluate `arch` with features from `source` ("" if it can): no split point, no ConvNet
+    feature model of the split's shape, or (source="distill") distillation features of another shape."""
+    c, hw = data.spec.channel, data.spec.im_size
+    try:
+        want = models.feature_shape(arch, c, hw)
+        if source == "distill":
+            have = models.feature_shape(distill_arch, c, hw)
+            return "" if have == want else (f"{distill_arch} gives {have} features but {arch}'s split needs {want}; "
+                                            "the release has no adapter")
+        models.matching_feature_model(arch, c, hw)
+        return ""
+    except models.ModelError as e:
+        return str(e)
+
+
 def feature_models(data: Data, root, *, epoch: int = 100, seed: int = 3407, epochs: int | None = None,
                    source: str = "wide", distill_arch: str = "ConvNet", device="cpu", train_missing: bool = False,
-                   progress: str = "off"):
+                   progress: str = "off", snapshots: tuple[int, ...] = ()):
     """`arch -> feature model` for ELF, trained on the real data and cached under `root` by config hash.
     source="wide" (the release, D1): a ConvNet whose split output matches arch's split (width 128 for the ConvNet
     family, 512 for ResNet-18/VGG-11, 192 for AlexNet), ELF_buffer.sh recipe, seed 3407, snapshot `epoch`.
     source="distill" (the paper's wording): the distillation ConvNet itself, trained as an MTT expert (plain SGD,
     50 epochs by default). Its 128×4×4 features fit only ConvNet-family splits; other architectures would need an
-    adapter that the release does not have, so they raise."""
+    adapter that the release does not have, so they raise.
+    `snapshots`: further epochs to keep on the same trajectory, so that getters for several epochs of one training
+    run share it (the feature-epoch ablation); () keeps the trajectory of the default (cached) configuration."""
     from . import experts
 
     if source not in ("wide", "distill"):
@@ -149,7 +167,7 @@ def feature_models(data: Data, root, *, epoch: int = 100, seed: int = 3407, epoc
         if name not in cache:
             rec = experts.recipe_of(recipe, epochs)
             n_ep = rec.epochs
-            snaps = sorted({epoch, n_ep})
+            snaps = sorted({epoch, n_ep, *snapshots})
             cfg_folder = experts.folder_for(root, experts._config(data, name, rec, seed, snaps))
             if not (cfg_folder / f"epoch_{epoch:04d}.safetensors").is_file() and not train_missing:
                 raise ElfkitError(f"no {name} feature model (epoch {epoch} of {n_ep}, seed {seed}) under {root}; "

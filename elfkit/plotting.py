@@ -233,7 +233,7 @@ def matrix_heatmap(df: pd.DataFrame, title: str = "Distil with A, evaluate with 
     rel = m - m.mean(axis=0)
     annot = np.array([[f"{a:.1f}\n±{b:.1f}" for a, b in zip(ra, rb)] for ra, rb in zip(m.values, sd.values)])
     lim = max(1.0, float(np.nanmax(np.abs(rel.values))))
-    fig, axs = plt.subplots(1, 2, figsize=(2.4 + 2.3 * len(cols), 1.3 + 0.75 * len(rows)))
+    fig, axs = plt.subplots(1, 2, figsize=(3.0 + 2.3 * len(cols), 1.6 + 0.75 * len(rows)), layout="constrained")
     sns.heatmap(m, annot=annot, fmt="", cmap="viridis", cbar_kws={"label": "test accuracy (%)"}, ax=axs[0],
                 annot_kws={"fontsize": 8})
     sns.heatmap(rel, annot=True, fmt="+.1f", cmap="RdBu", center=0, vmin=-lim, vmax=lim, ax=axs[1],
@@ -244,8 +244,9 @@ def matrix_heatmap(df: pd.DataFrame, title: str = "Distil with A, evaluate with 
                 ax.add_patch(Rectangle((cols.index(a), i), 1, 1, fill=False, edgecolor="#e53935", lw=2.5,
                                        clip_on=False))
         ax.set_xlabel("evaluated with (B)")
-        ax.set_ylabel("distilled with (A)")
         ax.set_title(sub)
+    axs[0].set_ylabel("distilled with (A)")
+    axs[1].set_ylabel("")
     fig.suptitle(title)
     return fig
 

@@ -79,7 +79,7 @@ SMOKE = Profile(
     mtt_expert_epochs=1, mtt_max_start_epoch=2, mtt_lr_img=100.0,
     study_ipc=1, study_matrix_archs=("ConvNet", "AlexNet"), study_matrix_ipc=1,
     study_matrix_overrides=("dm_iterations=2",), study_axes=("depth", "activation"),
-    ablation_archs=("ConvNet", "AlexNet"), ablation_lam_front=(0.5, 1.0), ablation_lam_rear=(1.0,),
+    ablation_archs=("ConvNet", "AlexNet"), ablation_lam_front=(1.0,), ablation_lam_rear=(1.0,),
     ablation_feature_epochs=(0, 1), ablation_feature_widths=(32, 128), ablation_distill_epochs=2,
 )
 

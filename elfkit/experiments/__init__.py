@@ -1,5 +1,5 @@
 """One module per paper artefact: run(ctx) -> results.Output, PRODUCTS lists the files it leaves behind, USES the
 profile fields its results depend on (the config hash covers exactly those)."""
-from . import cross_arch, distill, experts, quickstart  # noqa: F401
+from . import cross_arch, distill, elf_ablations, experts, inductive_bias, quickstart  # noqa: F401
 
-BY_SLUG = {m.SLUG: m for m in (quickstart, experts, distill, cross_arch)}
+BY_SLUG = {m.SLUG: m for m in (quickstart, experts, distill, cross_arch, elf_ablations, inductive_bias)}
