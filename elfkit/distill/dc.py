@@ -101,12 +101,14 @@ def distill(
     init: str = "noise", loops: tuple[int, int] | None = None, loop_cap: tuple[int, ...] = (),
     dsa_strategy: str | None = None, seed: int = 0, device: str | torch.device = "cpu",
     checkpoint: str | Path | None = None, checkpoint_every: int = 0, resume: bool = False, progress: str = "off",
-    curve_every: int = 1,
+    curve_every: int = 1, guidance=None,
 ) -> SynSet:
     """Gradient matching. Each iteration draws a fresh network (seeded), then `outer` times: (BN nets: freeze BN
     statistics on 16 real images/class) one SGD step on the images for Σ_c D(g_syn_c, g_real_c), and — except after
     the last — `inner` epochs of training the network on the detached set (DSA: with DSA, independent draws).
-    `dsa=True` is DSA: Siamese augmentation inside matching. Deterministic from `seed`; resumable."""
+    `dsa=True` is DSA: Siamese augmentation inside matching. Deterministic from `seed`; resumable.
+    `guidance(images, labels)` (clom.Guidance) is added to the loss of every outer step, on the whole
+    un-augmented set (ptm.md §3.1)."""
     device = torch.device(device)
     method = "DSA" if dsa else "DC"
     if metric not in METRICS:
@@ -117,6 +119,8 @@ def distill(
     cfg = dict(method=method, dataset=data.name, ipc=ipc, arch=arch, iterations=iterations, batch_real=batch_real,
                lr_img=lr_img, lr_net=lr_net, momentum=momentum, metric=metric, init=init, outer_loop=outer,
                inner_loop=inner, dsa_strategy=strategy, seed=seed)
+    if guidance is not None:
+        cfg["clom"] = guidance.config()
     fp = state.fingerprint(cfg)
     g = seeding.generator(seeding.derive(seed, method.lower()))
     x_all = data.x_train.to(device)
@@ -147,17 +151,19 @@ def distill(
             net = net.to(device).train()
             params = list(net.parameters())
             opt_net = torch.optim.SGD(params, lr=lr_net)
-            total = 0.0
+            total = torch.zeros((), device=device)   # summed on the device: one host sync per logged iteration
             for ol in range(outer):
                 if bn:
                     _freeze_bn(net, x_all, cls, g)
                 reals = [x_all[c[torch.randperm(len(c), generator=g)[:batch_real]].to(device)] for c in cls]
                 syns = list(images.split(ipc))
                 loss = gm_loss(net, params, reals, syns, metric, strategy, g)
+                if guidance is not None:
+                    loss = loss + guidance(images, y_syn)
                 opt.zero_grad(set_to_none=False)
                 loss.backward()
                 opt.step()
-                total += float(loss.detach())
+                total += loss.detach()
                 if ol == outer - 1:
                     break
                 net.train()
@@ -167,13 +173,13 @@ def distill(
                         opt_net.zero_grad(set_to_none=True)
                         F.cross_entropy(net(xb), yb).backward()
                         opt_net.step()
-            val = total / outer
             if it % curve_every == 0 or it == iterations - 1:
+                val = float(total) / outer
                 state.check_finite(method, it, val, images, f"lower lr_img (now {lr_img})", ckpt)
                 curve.append([it, val])
                 bar.update(it + 1 - bar.n, loss=val)
             if ckpt is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
-                state.check_finite(method, it, val, images, f"lower lr_img (now {lr_img})", ckpt)
+                state.check_finite(method, it, float(total), images, f"lower lr_img (now {lr_img})", ckpt)
                 state.save(ckpt, it + 1, {"images": images, "rng": g.get_state(),
                                           "momentum": state.momentum_of(opt, images)}, fp, curve)
         bar.update(iterations - bar.n)

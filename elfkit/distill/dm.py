@@ -46,19 +46,22 @@ def distill(
     data: Data, *, ipc: int, arch: str = "ConvNet", iterations: int = 20000, batch_real: int = 256,
     lr_img: float = 1.0, momentum: float = 0.5, dsa_strategy: str | None = None, seed: int = 0,
     device: str | torch.device = "cpu", checkpoint: str | Path | None = None, checkpoint_every: int = 0,
-    resume: bool = False, progress: str = "off", curve_every: int = 10,
+    resume: bool = False, progress: str = "off", curve_every: int = 10, guidance=None,
 ) -> SynSet:
     """Distribution matching. Real init; SGD(lr_img, momentum 0.5) on the pixels; each iteration draws a fresh
     frozen network (train mode), batch_real real images per class, ONE Siamese DSA draw per class shared by the
     real and synthetic images of that class, and takes one step on Σ_c ‖mean e(R_c) − mean e(S_c)‖².
     Deterministic from `seed`; with `checkpoint`, state is saved every `checkpoint_every` iterations and
-    `resume=True` continues to the same final tensor as an uninterrupted run."""
+    `resume=True` continues to the same final tensor as an uninterrupted run. `guidance(images, labels)`
+    (clom.Guidance) is added once per iteration on the whole un-augmented set (ptm.md §3.2)."""
     device = torch.device(device)
     cpu = device.type == "cpu"
     strategy = dsa_strategy if dsa_strategy is not None else augment.strategy_for(data.name)
     C = data.num_classes
     cfg = dict(method="DM", dataset=data.name, ipc=ipc, arch=arch, iterations=iterations, batch_real=batch_real,
                lr_img=lr_img, momentum=momentum, dsa_strategy=strategy, seed=seed)
+    if guidance is not None:
+        cfg["clom"] = guidance.config()
     fp = state.fingerprint(cfg)
     g = seeding.generator(seeding.derive(seed, "dm"))
     x_all, y_all = data.x_train.to(device), data.y_train.to(device)
@@ -96,6 +99,8 @@ def distill(
             else:
                 x_syn = images
             loss = dm_loss(net, _layout(x_real, cpu), y_real, _layout(x_syn, cpu), y_syn, C, bn, cpu)
+            if guidance is not None:
+                loss = loss + guidance(images, y_syn)
             opt.zero_grad(set_to_none=False)
             loss.backward()
             opt.step()

@@ -115,13 +115,14 @@ def distill(
     lr_teacher: float = 0.01, batch_syn: int = 0, momentum: float = 0.5, dsa: bool = True,
     dsa_strategy: str | None = None, unroll: str = "bounded", seed: int = 0, device: str | torch.device = "cpu",
     checkpoint: str | Path | None = None, checkpoint_every: int = 0, resume: bool = False, progress: str = "off",
-    curve_every: int = 1,
+    curve_every: int = 1, guidance=None,
 ) -> SynSet:
     """MTT from real initialisation. `experts`: trajectories (experts.Trajectory, or anything with
     `.state(epoch)` and `.epochs()`) of `arch` on the same data. Each iteration: a random expert and start epoch
     t ∈ [0, max_start_epoch); `syn_steps` student steps of SGD with the learnable step size η from θ_t; one step of
     SGD(momentum 0.5) on the images (lr_img) and on η (lr_lr) for ‖θ − θ_{t+expert_epochs}‖² / ‖θ_t − θ_{t+E}‖².
-    The set's meta carries the learned η (`syn_lr`), which MTT's evaluation uses as its learning rate."""
+    The set's meta carries the learned η (`syn_lr`), which MTT's evaluation uses as its learning rate.
+    `guidance(images, labels)` (clom.Guidance) adds its gradient once per iteration (whole un-augmented set)."""
     device = torch.device(device)
     experts = list(experts)
     if not experts:
@@ -140,6 +141,8 @@ def distill(
                expert_epochs=expert_epochs, max_start_epoch=max_start_epoch, lr_img=lr_img, lr_lr=lr_lr,
                lr_teacher=lr_teacher, batch_syn=bs, momentum=momentum, dsa_strategy=strategy, seed=seed,
                experts=[str(getattr(t, "folder", i)).rsplit("/", 1)[-1] for i, t in enumerate(experts)])
+    if guidance is not None:
+        cfg["clom"] = guidance.config()
     fp = state.fingerprint(cfg)
     g = seeding.generator(seeding.derive(seed, "mtt"))
     images = state.init_real(data, ipc, g).to(device).requires_grad_(True)
@@ -172,19 +175,20 @@ def distill(
             target = _params_of(traj, t0 + expert_epochs, shapes, device)
             steps = plan_steps(n, syn_steps, bs, strategy, data.spec.im_size, g)
             loss, g_img, g_lr = trajectory_loss(net, names, theta0, target, images, labels, syn_lr, steps, unroll)
+            if guidance is not None:
+                g_img = g_img + torch.autograd.grad(guidance(images, labels), images)[0]
             images.grad, syn_lr.grad = g_img, g_lr.reshape(())
             opt_img.step()
             opt_lr.step()
             val = float(loss)
+            state.check_finite("MTT", it, val, images, f"lower lr_img (now {lr_img}) or syn_steps", ckpt)
             if not float(syn_lr.detach()) > 0:       # a non-positive step size cannot train an evaluation model
                 raise DivergenceError(f"MTT: the learned step size became {float(syn_lr.detach()):.3g} at iteration "
                                       f"{it}; lower lr_lr (now {lr_lr}).{_kept(ckpt)}")
             if it % curve_every == 0 or it == iterations - 1:
-                state.check_finite("MTT", it, val, images, f"lower lr_img (now {lr_img}) or syn_steps", ckpt)
                 curve.append([it, val, float(syn_lr.detach())])
                 bar.update(it + 1 - bar.n, loss=val)
             if ckpt is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
-                state.check_finite("MTT", it, val, images, f"lower lr_img (now {lr_img}) or syn_steps", ckpt)
                 state.save(ckpt, it + 1, {"images": images, "syn_lr": syn_lr.detach().reshape(()),
                                           "mom_img": state.momentum_of(opt_img, images),
                                           "mom_lr": state.momentum_of(opt_lr, syn_lr), "rng": g.get_state()}, fp, curve)

@@ -1,0 +1,131 @@
+"""Benchmark rows for DSA and MTT (`elfkit bench`): seconds per iteration beside a straightforward implementation
+that follows the published code's structure, and MTT's peak memory at syn_steps 10 and 40, bounded vs full unroll.
+Peak memory on CPU is the child process's peak RSS above its RSS before the iteration (each case in a fresh
+process); on CUDA, torch.cuda.max_memory_allocated."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from . import augment, models, seeding
+from .distill import dc, mtt, state
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def dsa_outer_step(d, images, ipc, g, device, batch_real, reference: bool):
+    """One DSA outer step at IPC `ipc`: matching over all classes + one image update + one inner epoch.
+    reference=True: the published structure (per-class real batches re-indexed from a python list of indices, the
+    network in default memory format, the inner epoch through a DataLoader); ours: dc.distill's code path."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    strategy = augment.strategy_for(d.name)
+    net = models.create("ConvNet", d.spec.channel, d.num_classes, d.spec.im_size).to(device).train()
+    params = list(net.parameters())
+    cls = dc.class_indices(d.y_train.cpu(), d.num_classes)
+    if reference:
+        idx_lists = [c.tolist() for c in cls]
+        reals = [d.x_train[torch.tensor(il)[torch.randperm(len(il), generator=g)[:batch_real]].to(device)]
+                 for il in idx_lists]
+    else:
+        reals = [d.x_train[c[torch.randperm(len(c), generator=g)[:batch_real]].to(device)] for c in cls]
+    loss = dc.gm_loss(net, params, reals, list(images.split(ipc)), "ours", strategy, g)
+    loss.backward()
+    y = state.hard_labels(d.num_classes, ipc, device)
+    opt = torch.optim.SGD(params, lr=0.01)
+    x_det = images.detach().clone()
+    if reference:
+        for xb, yb in DataLoader(TensorDataset(x_det, y), batch_size=256, shuffle=True, generator=g):
+            opt.zero_grad()
+            F.cross_entropy(net(augment.dsa(xb, strategy, g)), yb).backward()
+            opt.step()
+    else:
+        for _i, xb, yb in dc.minibatches(x_det, y, g, 256, strategy, False):
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(net(xb), yb).backward()
+            opt.step()
+
+
+def dsa_rows(d, device, quick: bool) -> dict:
+    ipc, batch_real = 10, 256
+    g = seeding.generator(0)
+    images = state.init_real(d, ipc, g).to(device).requires_grad_(True)
+    out = {}
+    for name, ref in (("dsa_ours", False), ("dsa_reference", True)):
+        dsa_outer_step(d, images, ipc, g, device, batch_real, ref)        # warm-up
+        reps = 2 if quick else 4
+        _sync(device)
+        t = time.perf_counter()
+        for _ in range(reps):
+            dsa_outer_step(d, images, ipc, g, device, batch_real, ref)
+        _sync(device)
+        s = (time.perf_counter() - t) / reps
+        out[name] = {"ipc": ipc, "batch_real": batch_real, "s_per_outer_step": round(s, 3)}
+        print(f"{name:<24} {s:8.3f} s per outer step (matching {d.num_classes} classes + 1 inner epoch), IPC {ipc}")
+    out["dsa_speedup"] = round(out["dsa_reference"]["s_per_outer_step"] / out["dsa_ours"]["s_per_outer_step"], 2)
+    return out
+
+
+_CHILD = r"""
+import json, resource, sys, time, torch
+from elfkit import data, models, seeding
+from elfkit.distill import mtt
+steps_n, unroll, dev, threads = int(sys.argv[1]), sys.argv[2], torch.device(sys.argv[3]), int(sys.argv[4])
+torch.set_num_threads(threads)
+d = data.synthetic(n_train=20, n_test=2, device=dev)
+torch.manual_seed(0)
+net = models.create("ConvNet", 1, 10, (28, 28)).to(dev).train()
+names = [k for k, _ in net.named_parameters()]
+start = [p.detach().clone() for p in net.parameters()]
+target = [p + 0.01 * torch.randn_like(p) for p in start]
+images, labels = torch.randn(100, 1, 28, 28, device=dev), torch.arange(10, device=dev).repeat_interleave(10)
+lr = torch.tensor(0.01, device=dev)
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+plan = mtt.plan_steps(100, steps_n, 100, "color_crop_cutout_flip_scale_rotate", (28, 28), seeding.generator(0))
+mtt.trajectory_loss(net, names, start, target, images[:10], labels[:10], lr, plan[:1], unroll)   # warm-up kernels
+if dev.type == "cuda":
+    torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
+else:
+    base = rss()
+t = time.perf_counter()
+mtt.trajectory_loss(net, names, start, target, images, labels, lr, plan, unroll)
+if dev.type == "cuda":
+    torch.cuda.synchronize(); peak = torch.cuda.max_memory_allocated() - base
+else:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+print(json.dumps({"s_per_iter": time.perf_counter() - t, "peak_mib": peak / 2**20}))
+"""
+
+
+def mtt_rows(device, quick: bool) -> dict:
+    """MTT at IPC 10 (100 images, batch_syn = all, ConvNet, DSA): one iteration per fresh process."""
+    out = {}
+    for unroll in ("bounded", "full"):
+        for steps in (10, 40):
+            if quick and steps == 40 and unroll == "full":
+                continue
+            p = subprocess.run([sys.executable, "-c", _CHILD, str(steps), unroll, device.type,
+                                str(torch.get_num_threads())], capture_output=True, text=True, timeout=1800)
+            if p.returncode != 0:
+                raise RuntimeError(f"MTT benchmark child failed: {p.stderr[-2000:]}")
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+            out[f"mtt_{unroll}_steps{steps}"] = {"syn_steps": steps, "batch_syn": 100,
+                                                 "s_per_iter": round(r["s_per_iter"], 2),
+                                                 "peak_mib": round(r["peak_mib"], 1)}
+            print(f"MTT {unroll:<8} syn_steps {steps:<3} {r['s_per_iter']:7.2f} s/iter  peak +{r['peak_mib']:8.1f} MiB")
+    b10, b40 = out["mtt_bounded_steps10"]["peak_mib"], out["mtt_bounded_steps40"]["peak_mib"]
+    out["mtt_bounded_peak_ratio_40_vs_10"] = round(b40 / b10, 2)
+    if "mtt_full_steps40" in out:
+        out["mtt_full_peak_ratio_40_vs_10"] = round(out["mtt_full_steps40"]["peak_mib"] /
+                                                    out["mtt_full_steps10"]["peak_mib"], 2)
+    print(f"MTT bounded peak ratio syn_steps 40/10: x{out['mtt_bounded_peak_ratio_40_vs_10']} (target <= 1.5)")
+    return out
