@@ -1,0 +1,126 @@
+"""CLoM: each distance equals its formula on random tensors; one (architecture, checkpoint) draw per call; PTMs stay
+frozen; alpha 0 reproduces every method's unguided result; label-space/shape mismatches fail clearly."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from elfkit import clom, data, experts, models
+from elfkit.distill import dc, dm, dsa, mtt
+from elfkit.errors import ElfkitError
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return data.synthetic(n_train=20, n_test=4)
+
+
+def test_ce_code_is_the_mean_cross_entropy():
+    logits, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 1])
+    assert torch.allclose(clom.ce_code(logits, y), F.cross_entropy(logits, y))
+
+
+def test_ce_ratio_equals_the_readme_ratio_with_explicit_real_labels():
+    torch.manual_seed(0)
+    C = 4
+    logits, y_s = torch.randn(6, C), torch.tensor([0, 0, 1, 2, 3, 3])
+    y_t = torch.tensor([0, 1, 1, 3, 3, 3, 2, 0, 1])
+    logp = F.log_softmax(logits, 1)
+    D = -(F.one_hot(y_t, C).float() @ logp.T)                   # D[i, j] = -O(y_T,i)^T log p*(x_S,j)
+    M = F.one_hot(y_t, C).float() @ F.one_hot(y_s, C).float().T
+    ref = (D * M).sum() / D.sum()
+    got = clom.ce_ratio(logits, y_s, torch.bincount(y_t, minlength=C))
+    assert torch.allclose(got, ref, rtol=1e-6)
+
+
+def test_cos_contrastive_equals_the_pairwise_formula():
+    torch.manual_seed(1)
+    es, er = torch.randn(5, 7), torch.randn(9, 7)
+    ys, yr = torch.tensor([0, 1, 1, 2, 0]), torch.randint(0, 3, (9,))
+    num = den = 0.0
+    for j in range(5):
+        for i in range(9):
+            d = 1 - float(es[j] @ er[i]) / float(es[j].norm() * er[i].norm())
+            den += d
+            num += d * float(ys[j] == yr[i])
+    assert clom.cos_contrastive(es, ys, er, yr).item() == pytest.approx(num / den, rel=1e-5)
+
+
+def _pool(n=2, classes=10, arch="ConvNetW32", channel=1):
+    nets = []
+    for k in range(n):
+        torch.manual_seed(k)
+        nets.append(models.create(arch, channel, classes, (28, 28)))
+    return {arch: nets}
+
+
+def test_one_draw_per_call_and_alpha_scales_only_the_loss(toy):
+    pool = {**_pool(2), **_pool(1, arch="ConvNetW64")}
+    g1 = clom.Guidance(pool, [1.0, 3.0], seed=5)
+    g2 = clom.Guidance(pool, [1.0, 3.0], seed=5)
+    x, y = toy.x_train[:10], toy.y_train[:10]
+    draws = [g1._draw() for _ in range(200)]
+    assert {a for a, _ in draws} == {"ConvNetW32", "ConvNetW64"} and {k for a, k in draws if a == "ConvNetW32"} == {0, 1}
+    a, k = g2._draw()
+    g2.g = clom.seeding.generator(clom.seeding.derive(5, "clom"))     # replay the same draw inside the call
+    expected = g2.alphas[a] * F.cross_entropy(pool[a][k](x), y)
+    assert torch.allclose(g2(x, y), expected)
+
+
+def test_ptms_are_frozen_eval_mode_and_not_updated(toy):
+    pool = _pool(1, arch="ConvNetBN")
+    before = [p.clone() for p in pool["ConvNetBN"][0].parameters()]
+    buffers = {k: v.clone() for k, v in pool["ConvNetBN"][0].named_buffers()}
+    g = clom.Guidance(pool, 100.0, seed=0)
+    assert all(not m.training for m in pool["ConvNetBN"][0].modules())
+    dm.distill(toy, ipc=1, arch="ConvNetW32", iterations=3, batch_real=4, guidance=g)
+    after = list(pool["ConvNetBN"][0].parameters())
+    assert all(torch.equal(b, a) and not a.requires_grad for b, a in zip(before, after))
+    assert all(torch.equal(buffers[k], v) for k, v in pool["ConvNetBN"][0].named_buffers())   # BN stats untouched
+
+
+@pytest.mark.parametrize("method", ["DC", "DSA", "DM", "MTT"])
+def test_alpha_zero_reproduces_the_unguided_result(toy, method, tmp_path):
+    kw = dict(ipc=1, arch="ConvNetW32", iterations=3, seed=2)
+    if method in ("DC", "DSA"):
+        kw.update(batch_real=4, loops=(2, 1))
+    elif method == "DM":
+        kw.update(batch_real=4)
+    else:
+        kw.update(experts=experts.pool(toy, "ConvNetW32", 1, recipe="mtt_expert", epochs=2, root=tmp_path),
+                  syn_steps=2, expert_epochs=1, max_start_epoch=1, lr_lr=1e-7)
+    fn = {"DC": dc.distill, "DSA": dsa.distill, "DM": dm.distill, "MTT": mtt.distill}[method]
+    plain = fn(toy, **kw)
+    zero = fn(toy, guidance=clom.Guidance(_pool(2), 0.0, seed=9), **kw)
+    guided = fn(toy, guidance=clom.Guidance(_pool(2), 1e3, seed=9), **kw)
+    assert torch.equal(plain.images, zero.images)
+    assert not torch.equal(plain.images, guided.images)
+    assert guided.meta["clom"]["alphas"] == {"ConvNetW32": 1000.0} and "clom" not in plain.meta
+
+
+def test_ce_with_another_label_space_or_input_shape_fails_clearly(toy):
+    g = clom.Guidance(_pool(1, classes=7), 1.0)
+    with pytest.raises(ElfkitError, match="predicts 7 classes but the target has 10"):
+        g.check(toy.x_train[:2], 10)
+    clom.Guidance(_pool(1, classes=7), 1.0, distance="cos", real=toy).check(toy.x_train[:2], 10)   # cos is fine
+    with pytest.raises(ElfkitError, match="needs the target's real data"):
+        clom.Guidance(_pool(1), 1.0, distance="cos")
+    with pytest.raises(ElfkitError, match="one alpha, or one per pool architecture"):
+        clom.Guidance(_pool(1), [1.0, 2.0, 3.0])
+    with pytest.raises(ElfkitError, match="unknown CLoM distance"):
+        clom.Guidance(_pool(1), 1.0, distance="l2")
+
+
+def test_cos_and_ratio_guidance_give_image_gradients(toy):
+    for distance in ("cos", "ce_ratio"):
+        g = clom.Guidance(_pool(2), 1.0, distance=distance, real=toy, batch=32, seed=0, num_classes=10)
+        x = toy.x_train[:10].clone().requires_grad_(True)
+        loss = g(x, toy.y_train[:10])
+        loss.backward()
+        assert torch.isfinite(loss) and x.grad.abs().sum() > 0
+
+
+def test_pool_members_have_distinct_initialisations(toy, tmp_path):
+    ts = experts.pool(toy, "ConvNetW32", 2, recipe="ptm", epochs=1, root=tmp_path)
+    a, b = ts[0].state(0), ts[1].state(0)
+    assert ts[0].config["seed"] != ts[1].config["seed"]
+    assert not torch.equal(a["classifier.weight"], b["classifier.weight"])
