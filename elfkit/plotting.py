@@ -322,3 +322,53 @@ def ablation_panels(df: pd.DataFrame, ablations, title: str = ""):
     axs[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
     fig.suptitle(title)
     return fig
+
+
+def ptm_curves(df: pd.DataFrame, title: str = "Pre-trained models (CLoM pools): test accuracy per epoch"):
+    """One line per PTM (records with role 'ptm'); the source domain in the legend."""
+    d = df[df["role"] == "ptm"]
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    for (src, arch, member), g in d.groupby(["source", "model", "member"], sort=False):
+        ax.plot(g["epoch"], g["value"] * 100, marker="o", ms=2.5, lw=1.1, label=f"{arch} #{member} ({src})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def ptm_options(df: pd.DataFrame, title: str = "CLoM options (ConvNet test accuracy)"):
+    """06: one panel per study; a bar per option, the no-CLoM mean as a dashed line with its ±std band."""
+    from .tables import mean_std
+
+    s = mean_std(df, ["method", "study", "option"])
+    studies = list(dict.fromkeys(s["study"]))
+    fig, axes = plt.subplots(1, len(studies), figsize=(3.3 * len(studies), 3.2), squeeze=False, sharey=True)
+    for ax, st in zip(axes[0], studies):
+        d = s[(s["study"] == st) & (s["option"] != "no CLoM")]
+        b = s[(s["study"] == st) & (s["option"] == "no CLoM")]
+        ax.bar(range(len(d)), d["mean"], yerr=d["std"], capsize=3, color="#4c72b0")
+        for i, (m, sd) in enumerate(zip(d["mean"], d["std"])):
+            ax.text(i, m + sd + 0.2, f"{m:.1f}", ha="center", fontsize=7)
+        if len(b):
+            m0, s0 = float(b["mean"].iloc[0]), float(b["std"].iloc[0])
+            ax.axhline(m0, ls="--", color="k", lw=1, label="no CLoM")
+            ax.axhspan(m0 - s0, m0 + s0, color="k", alpha=0.08)
+        ax.set_xticks(range(len(d)), list(d["option"]), rotation=30, ha="right", fontsize=7)
+        ax.set_title(st.replace("_", " "))
+    lo = float((s["mean"] - s["std"]).min()) - 3
+    hi = float((s["mean"] + s["std"]).max()) + 2
+    axes[0][0].set_ylim(max(0.0, lo), min(100.0, hi))
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def ptm_cross_arch(df: pd.DataFrame, title: str = "Cross-architecture: no CLoM / CLoM, standard / ELF evaluation"):
+    """07: grouped bars per evaluation architecture for the four (distillation, evaluation) combinations."""
+    from .tables import mean_std
+
+    d = df.assign(combo=[f"{a} + {'ELF' if e == 'elf' else 'std'}" for a, e in zip(df["distill"], df["eval_mode"])])
+    return accuracy_bars(mean_std(d, ["eval_arch", "combo"]), x="eval_arch", hue="combo", title=title)

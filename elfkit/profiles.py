@@ -66,6 +66,23 @@ class Profile:
     ablation_feature_epochs: tuple[int, ...] = (0, 25, 50, 100, 150, 200)   # snapshots of one feature trajectory
     ablation_feature_widths: tuple[int, ...] = (32, 64, 128, 256, 512)      # evaluation ConvNet = feature ConvNet width
     ablation_distill_epochs: int = 50   # feature_source="distill": MTT-expert epochs, final snapshot (release: 50)
+    # CLoM / PTM study (06/07, ptm.md)
+    ptm_archs: tuple[str, ...] = ("ConvNet", "AlexNet", "VGG11", "ResNet18")  # pools trained on the target (01)
+    ptm_model_num: int = 10       # members of the distillation architecture's pool, distinct seeds (precursor: 10)
+    ptm_model_num_others: int = 10  # members of every other architecture's pool
+    ptm_epochs: int = 150         # PTM training epochs, a snapshot after each (ptm.md §5: 150)
+    ptm_per_class: int = 0        # source images per class the PTMs train on (0 = all)
+    ptm_epoch: int = 150          # snapshot CLoM uses unless a study varies it (HEAD default 150)
+    ptm_ood_source: str = "mnist"  # out-of-domain source for the cosine distance (offline: mnist_5k)
+    ptm_alpha: float = 100.0      # CLoM weight (precursor's Fashion-MNIST table: 100 for DC/DSA/DM)
+    ptm_batch: int = 8196         # real images per cos / ce_ratio call (readme: 8196, with replacement)
+    ptm_methods: tuple[str, ...] = ("DC", "DSA", "DM")   # base methods the studies guide
+    ptm_ipc: int = 10             # IPC of the PTM studies
+    ptm_iterations: int = 0       # distillation iterations in 06/07 (0 = the method's own profile setting)
+    ptm_model_nums: tuple[int, ...] = (1, 2, 5, 10)      # E2: members per architecture
+    ptm_arch_pools: tuple[str, ...] = ("ConvNet", "ConvNet+VGG11", "ConvNet+AlexNet+VGG11+ResNet18")  # E3
+    ptm_epoch_grid: tuple[int, ...] = (1, 4, 6, 10, 20, 50, 100, 150)  # E4: PTM training epoch
+    ptm_sources: tuple[str, ...] = ("target_ce", "target_cos", "ood_cos")  # E5: domain x distance
 
 
 SMOKE = Profile(
@@ -81,6 +98,9 @@ SMOKE = Profile(
     study_matrix_overrides=("dm_iterations=2",), study_axes=("depth", "activation"),
     ablation_archs=("ConvNet", "AlexNet"), ablation_lam_front=(1.0,), ablation_lam_rear=(1.0,),
     ablation_feature_epochs=(0, 1), ablation_feature_widths=(32, 128), ablation_distill_epochs=2,
+    ptm_archs=("ConvNet", "AlexNet"), ptm_model_num=2, ptm_model_num_others=1, ptm_epochs=2, ptm_per_class=8,
+    ptm_epoch=2, ptm_ood_source="synthetic_ood", ptm_batch=64, ptm_methods=("DM",), ptm_ipc=1, ptm_model_nums=(1, 2),
+    ptm_arch_pools=("ConvNet", "ConvNet+AlexNet"), ptm_epoch_grid=(1, 2), ptm_sources=("target_ce", "ood_cos"),
 )
 
 # Sized for 2 CPU cores: the quickstart recomputes in about 12 minutes (DM ~4 min, 6 ResNet-18 runs ~6.5 min).
@@ -103,6 +123,12 @@ CPU = Profile(
     study_matrix_overrides=("dm_iterations=100", "dm_batch_real=32"),
     ablation_archs=("ConvNet", "AlexNet"), ablation_lam_front=(0.01, 0.1, 1.0), ablation_lam_rear=(0.1, 1.0, 10.0),
     ablation_feature_epochs=(0, 1, 2), ablation_feature_widths=(32, 64, 128, 256), ablation_distill_epochs=2,
+    # PTM study (06 ~25 min, 07 ~20 min after 01): pools of 3 ConvNets + 1 AlexNet/VGG11/ResNet18, 10 epochs on
+    # 300 images/class; DM IPC 10 with 100 iterations per set; the offline out-of-domain source is mnist_5k
+    ptm_model_num=3, ptm_model_num_others=1, ptm_epochs=10, ptm_per_class=300, ptm_epoch=10,
+    ptm_ood_source="mnist_5k", ptm_batch=2048,
+    ptm_methods=("DM",), ptm_ipc=10, ptm_iterations=100, ptm_model_nums=(1, 3),
+    ptm_arch_pools=("ConvNet", "ConvNet+VGG11", "ConvNet+AlexNet+VGG11+ResNet18"), ptm_epoch_grid=(1, 3, 10),
 )
 
 # The published hyperparameters (base-methods.md §4, §8): DM main_DM.py defaults, DSA evaluation, 1000 epochs.

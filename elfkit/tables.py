@@ -154,3 +154,29 @@ def unavailable(df: pd.DataFrame) -> pd.DataFrame:
     d = df[df["metric"] == "elf_unavailable"]
     cols = [c for c in ("ablation", "axis", "variant", "eval_arch", "feature_source", "reason") if c in d.columns]
     return d[cols].drop_duplicates().reset_index(drop=True)
+
+
+def ptm_options(df: pd.DataFrame) -> pd.DataFrame:
+    """06: rows (method, study, option) with accuracy (mean ± std) and Δ against the same study's no-CLoM row."""
+    s = mean_std(df, ["method", "study", "option", "eval_arch"])
+    studies = list(dict.fromkeys(s["study"]))
+    s = s.assign(_k=[(studies.index(st), o != "no CLoM", i) for i, (st, o) in enumerate(zip(s["study"], s["option"]))])
+    s = s.sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True)   # each study: no CLoM first
+    base = s[s["option"] == "no CLoM"].set_index(["method", "study", "eval_arch"])["mean"]
+    delta = [m - base.get((me, st, a), float("nan")) for me, st, a, m in
+             zip(s["method"], s["study"], s["eval_arch"], s["mean"])]
+    out = pd.DataFrame({"method": s["method"], "study": s["study"], "option": s["option"],
+                        "accuracy (%)": [pm(m, d) for m, d in zip(s["mean"], s["std"])],
+                        "Δ vs no CLoM": [f"{d:+.1f}" if o != "no CLoM" else "" for d, o in zip(delta, s["option"])],
+                        "n": s["n"]})
+    return out.set_index(["method", "study", "option"])
+
+
+def ptm_cross_arch(df: pd.DataFrame) -> pd.DataFrame:
+    """07: rows (method, distillation, evaluation), columns evaluation architecture, cells mean ± std in %."""
+    s = mean_std(df, ["method", "distill", "eval_mode", "eval_arch"])
+    s = s.assign(row=[f"{m} | {d} | {'ELF' if e == 'elf' else 'standard'}" for m, d, e in
+                      zip(s["method"], s["distill"], s["eval_mode"])])
+    t = pivot_pm(s, "row", "eval_arch")
+    t.index.name = "method | distillation | evaluation"
+    return t

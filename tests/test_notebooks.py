@@ -14,7 +14,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PARAMS = ["profile", "recompute", "seed", "device", "progress", "overrides"]
 # Notebooks whose cpu results are still to be produced by a real run: only their replay is skipped, and only while
 # their records file is absent (once committed, they are replayed like every other notebook).
-PENDING_CPU_RESULTS = {"04_elf_ablations", "05_inductive_bias"}
+PENDING_CPU_RESULTS = {"04_elf_ablations", "05_inductive_bias", "06_ptm_options", "07_ptm_cross_arch"}
 
 
 def _cells(nb):

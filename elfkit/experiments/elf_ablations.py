@@ -47,11 +47,12 @@ def grid(p) -> list[tuple[str, str, str, Variant]]:
         cells += [("lam_rear", f"{v:g}", arch, replace(d, lam_rear=v)) for v in p.ablation_lam_rear]
         cells += [("feature_epoch", str(e), arch, replace(d, feature_epoch=e)) for e in p.ablation_feature_epochs]
         cells += [("features", "un-augmented", arch, d), ("features", "augmented", arch, replace(d, on_augmented=True))]
-        cells += [("feature_source", "wide", arch, d),
-                  ("feature_source", "distill", arch, replace(d, source="distill", feature_epoch=p.ablation_distill_epochs))]
+        distill = replace(d, source="distill", feature_epoch=p.ablation_distill_epochs)
+        cells += [("feature_source", "wide", arch, d), ("feature_source", "distill", arch, distill)]
     for w in p.ablation_feature_widths:
         d = Variant(f"ConvNetW{w}", p.feature_epoch)
-        cells += [("feature_width", f"W{w}", "ConvNetW*", replace(d, mode="task")), ("feature_width", f"W{w}", "ConvNetW*", d)]
+        cells += [("feature_width", f"W{w}", "ConvNetW*", replace(d, mode="task")),
+                  ("feature_width", f"W{w}", "ConvNetW*", d)]
     return cells
 
 
