@@ -200,10 +200,11 @@ def run(quick: bool = False, out: str | None = None, device: str = "auto") -> di
                                 res["eval_ours"]["s_300_epochs_plus_test"], 2)
     print(f"speed-up: DM x{res['dm_speedup']}, evaluation x{res['eval_speedup']}")
     res["elf_overhead"] = elf_overhead(d, syn, dev, epochs=10 if quick else 40)
-    from .bench_distill import dsa_rows, mtt_rows
+    from .bench_distill import clom_rows, dsa_rows, mtt_rows
 
     res.update(dsa_rows(d, dev, quick))
     res.update(mtt_rows(dev, quick))
+    res.update(clom_rows(d, dev, quick))
     path = Path(out) if out else paths.repo_root() / "bench" / f"{dev.type}-{torch.get_num_threads()}threads.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(res, indent=1) + "\n")

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from . import augment, models, seeding
-from .distill import dc, mtt, state
+from .distill import dc, state
 
 
 def _sync(device):
@@ -129,3 +129,40 @@ def mtt_rows(device, quick: bool) -> dict:
                                                     out["mtt_full_steps10"]["peak_mib"], 2)
     print(f"MTT bounded peak ratio syn_steps 40/10: x{out['mtt_bounded_peak_ratio_40_vs_10']} (target <= 1.5)")
     return out
+
+
+def clom_rows(d, device, quick: bool) -> dict:
+    """CLoM's cost on a DM iteration at the cpu profile's settings (IPC 10, 128 real images/class): without
+    guidance, with a ConvNet pool (ce_code and cos with 2,048 cached real embeddings), and with the 4-architecture
+    pool (one architecture drawn per call, so its cost is the pool's average). Target: at most +25 %."""
+    from . import clom
+    from .distill import dm
+
+    def pool(archs):
+        out = {}
+        for a in archs:
+            with seeding.forked(0):
+                out[a] = [models.create(a, d.spec.channel, d.num_classes, d.spec.im_size).to(device)]
+        return out
+
+    cases = {"none": None,
+             "ConvNet ce_code": clom.Guidance(pool(["ConvNet"]), 100.0),
+             "ConvNet cos": clom.Guidance(pool(["ConvNet"]), 100.0, distance="cos", real=d, batch=2048),
+             "4-arch ce_code": clom.Guidance(pool(["ConvNet", "AlexNet", "VGG11", "ResNet18"]), 100.0)}
+    n = 4 if quick else 12
+    out, base = {}, None
+    for name, g in cases.items():
+        if g is not None and g.distance == "cos":
+            g._real_embeddings("ConvNet", 0)          # the one-off cache fill is not per-iteration cost
+        times = []
+        for iters in (1, 1 + n):
+            _sync(device)
+            t = time.perf_counter()
+            dm.distill(d, ipc=10, iterations=iters, batch_real=128, guidance=g, device=device, seed=0)
+            _sync(device)
+            times.append(time.perf_counter() - t)
+        s = (times[1] - times[0]) / n
+        base = s if base is None else base
+        out[name] = {"s_per_iter": round(s, 3), "overhead": round(s / base - 1, 3)}
+        print(f"DM + CLoM {name:<16} {s:7.3f} s/iter  ({s / base - 1:+.0%} over DM alone)")
+    return {"clom_dm": out}

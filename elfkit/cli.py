@@ -52,6 +52,8 @@ def cmd_distill(a) -> int:
                           f"see `elfkit distill --help`")
     ctx = _context("cli_distill", a.seed, a.device, a.progress)
     data = zca.load(a.dataset + ("+zca" if a.zca else ""), device=ctx.device)
+    if a.clom:
+        kw["guidance"] = _guidance(a, data, ctx)
     if method == "MTT":
         if not a.experts:
             raise ElfkitError("MTT needs expert trajectories: pass --experts DIR (trained with "
@@ -67,6 +69,38 @@ def cmd_distill(a) -> int:
     recs = [{"method": method, "ipc": a.ipc, "metric": "distill_loss", "iteration": c[0], "value": c[1]}
             for c in syn.meta.get("loss_curve", [])]
     _write_record(out.with_suffix(".json"), "distill", cfg, recs, ctx, time.perf_counter() - t0, data.source)
+    return 0
+
+
+_CLOM_NAMES = {"ce": "ce_code", "ce_code": "ce_code", "ce-ratio": "ce_ratio", "ce_ratio": "ce_ratio", "cos": "cos"}
+
+
+def _guidance(a, target, ctx):
+    """The CLoM term from --pool DIR (elfkit pretrain --root DIR) for `elfkit distill --clom ...`."""
+    from . import experts, ptm
+
+    if a.clom not in _CLOM_NAMES:
+        raise ElfkitError(f"--clom {a.clom!r}: choose ce (= ce_code, the released code), ce-ratio or cos")
+    if not a.pool:
+        raise ElfkitError("--clom needs --pool DIR with pre-trained models (elfkit pretrain --root DIR)")
+    source = ptm.source_data(a.source or target.name, device=ctx.device)
+    archs = a.pool_archs or ["ConvNet"]
+    pools = {arch: experts.load_pool(a.pool, arch, source) for arch in archs}
+    return ptm.guidance(pools, source=source, target=target, epoch=a.ptm_epoch, alphas=a.alphas,
+                        distance=_CLOM_NAMES[a.clom], model_num=a.model_num, batch=a.clom_batch, seed=a.seed,
+                        device=ctx.device)
+
+
+def cmd_pretrain(a) -> int:
+    from . import ptm
+
+    ctx = _context("cli_pretrain", a.seed, a.device, a.progress)
+    src = ptm.source_data(a.source, a.per_class, a.seed, ctx.device)
+    pools = ptm.train_pools(src, a.archs, a.model_num, root=a.root, epochs=a.epochs, seed=a.seed, device=ctx.device,
+                            progress=ctx.progress)
+    for arch, ts in pools.items():
+        for t in ts:
+            print(f"{t.folder}  seed {t.config['seed']}  final test_acc {t.test_acc.get(max(t.test_acc, default=0))}")
     return 0
 
 
@@ -191,6 +225,16 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--lr-lr", type=float, help="MTT: lr of the learnable step size (published: 1e-5)")
     d.add_argument("--lr-teacher", type=float, help="MTT: initial step size = the experts' lr (0.01)")
     d.add_argument("--batch-syn", type=int, help="MTT: synthetic images per unrolled step (default: all)")
+    d.add_argument("--clom", help="add CLoM guidance: ce (the released code's CE), ce-ratio (the readme's ratio) or "
+                   "cos (contrastive cosine, for PTMs from another domain)")
+    d.add_argument("--pool", help="CLoM: folder of pre-trained models (elfkit pretrain --root)")
+    d.add_argument("--pool-archs", nargs="+", help="CLoM: architectures of the pool (default: ConvNet)")
+    d.add_argument("--source", help="CLoM: the PTMs' training dataset (default: the target dataset)")
+    d.add_argument("--alphas", type=float, nargs="+", default=[100.0],
+                   help="CLoM weight, one or one per --pool-archs (Fashion-MNIST table: 100)")
+    d.add_argument("--ptm-epoch", type=int, default=150, help="CLoM: PTM snapshot epoch (default 150)")
+    d.add_argument("--model-num", type=int, help="CLoM: members per architecture (default: all in --pool)")
+    d.add_argument("--clom-batch", type=int, default=8196, help="CLoM cos/ce-ratio: real images per call (8196)")
     d.add_argument("--zca", action="store_true", help="MTT: distil in ZCA space (kornia eps 0.1; experts must be "
                    "trained with --zca too; the set's dataset becomes '<name>+zca')")
     d.add_argument("--checkpoint", help="checkpoint file (safetensors); with --resume, continue from it")
@@ -199,6 +243,17 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--out", help="output .safetensors path (default: <method>_<dataset>_ipc<N>_seed<S>.safetensors)")
     common(d)
     d.set_defaults(func=cmd_distill)
+
+    pt = sub.add_parser("pretrain", help="train CLoM's pre-trained models: N distinct seeds per architecture, SGD "
+                        "0.01/0.9/wd 5e-3, milestones 50/100, no augmentation, a snapshot every epoch; resumable")
+    pt.add_argument("--source", default="fashion_mnist", help="source dataset (mnist_5k: offline MNIST subset)")
+    pt.add_argument("--archs", nargs="+", default=["ConvNet"], help="architectures (see `elfkit list-models`)")
+    pt.add_argument("--model-num", type=int, default=10, help="members per architecture, each with its own seed")
+    pt.add_argument("--epochs", type=int, default=150, help="training epochs (published: 150)")
+    pt.add_argument("--per-class", type=int, default=0, help="source images per class (0 = all)")
+    pt.add_argument("--root", required=True, help="folder for the pools (one subfolder per model)")
+    common(pt)
+    pt.set_defaults(func=cmd_pretrain)
 
     t = sub.add_parser("train-experts", help="train MTT expert trajectories (N nets x E epochs, plain SGD 0.01, "
                        "DSA, a snapshot per epoch; resumable)")

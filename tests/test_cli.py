@@ -236,3 +236,23 @@ def test_foreign_soft_labels_are_refused(tmp_path, capsys):
     torch.save(torch.eye(10), tmp_path / "labels_best.pt")
     rc, _, err = run(["evaluate", tmp_path / "images_best.pt", *FAST_EVAL], capsys)
     assert_clean_error(rc, err, "soft labels")
+
+
+def test_pretrain_then_distill_with_clom(tmp_path, capsys):
+    rc, _, err = run(["pretrain", "--source", "synthetic", "--archs", "ConvNetW32", "--model-num", "2", "--epochs", "2",
+                      "--per-class", "4", "--root", tmp_path / "ptm", "--progress", "off"], capsys)
+    assert rc == 0, err
+    base = ["distill", "--method", "dm", "--dataset", "synthetic", "--ipc", "1", "--iterations", "2", "--batch-real",
+            "4", "--progress", "off"]
+    for clom in ("ce", "ce-ratio", "cos"):
+        rc, _, err = run([*base, "--clom", clom, "--pool", tmp_path / "ptm", "--pool-archs", "ConvNetW32",
+                          "--ptm-epoch", "2", "--clom-batch", "16", "--out", tmp_path / f"{clom}.safetensors"], capsys)
+        assert rc == 0, err
+        meta = load(tmp_path / f"{clom}.safetensors").meta
+        assert meta["clom"]["distance"] == {"ce": "ce_code", "ce-ratio": "ce_ratio", "cos": "cos"}[clom]
+        assert meta["clom"]["pool"] == {"ConvNetW32": 2}
+    rc, _, err = run([*base, "--clom", "ce", "--pool", tmp_path / "ptm", "--pool-archs", "ConvNetW32",
+                      "--ptm-epoch", "9"], capsys)
+    assert_clean_error(rc, err, "no ConvNetW32 PTM snapshot at epoch 9")
+    rc, _, err = run([*base, "--clom", "ce"], capsys)
+    assert_clean_error(rc, err, "--pool DIR")
