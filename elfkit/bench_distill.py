@@ -76,21 +76,21 @@ def dsa_rows(d, device, quick: bool) -> dict:
 
 _CHILD = r"""
 import json, resource, sys, time, torch
-from elfkit import data, models, seeding
+from elfkit import models, seeding
 from elfkit.distill import mtt
-steps_n, unroll, dev, threads = int(sys.argv[1]), sys.argv[2], torch.device(sys.argv[3]), int(sys.argv[4])
+steps_n, unroll, dev, threads, n = int(sys.argv[1]), sys.argv[2], torch.device(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 torch.set_num_threads(threads)
-d = data.synthetic(n_train=20, n_test=2, device=dev)
+
 torch.manual_seed(0)
 net = models.create("ConvNet", 1, 10, (28, 28)).to(dev).train()
 names = [k for k, _ in net.named_parameters()]
 start = [p.detach().clone() for p in net.parameters()]
 target = [p + 0.01 * torch.randn_like(p) for p in start]
-images, labels = torch.randn(100, 1, 28, 28, device=dev), torch.arange(10, device=dev).repeat_interleave(10)
+images, labels = torch.randn(n, 1, 28, 28, device=dev), torch.arange(10, device=dev).repeat_interleave(n // 10)
 lr = torch.tensor(0.01, device=dev)
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
-plan = mtt.plan_steps(100, steps_n, 100, "color_crop_cutout_flip_scale_rotate", (28, 28), seeding.generator(0))
+plan = mtt.plan_steps(n, steps_n, n, "color_crop_cutout_flip_scale_rotate", (28, 28), seeding.generator(0))
 mtt.trajectory_loss(net, names, start, target, images[:10], labels[:10], lr, plan[:1], unroll)   # warm-up kernels
 if dev.type == "cuda":
     torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
@@ -106,28 +106,29 @@ print(json.dumps({"s_per_iter": time.perf_counter() - t, "peak_mib": peak / 2**2
 """
 
 
-def mtt_rows(device, quick: bool) -> dict:
-    """MTT at IPC 10 (100 images, batch_syn = all, ConvNet, DSA): one iteration per fresh process."""
+def mtt_rows(device, quick: bool, steps_pair: tuple[int, int] = (10, 40), n: int = 100) -> dict:
+    """MTT at IPC 10 (n = 100 images, batch_syn = all, ConvNet, DSA): one iteration per fresh process."""
     out = {}
+    lo, hi = steps_pair
     for unroll in ("bounded", "full"):
-        for steps in (10, 40):
-            if quick and steps == 40 and unroll == "full":
+        for steps in steps_pair:
+            if quick and steps == hi and unroll == "full":
                 continue
             p = subprocess.run([sys.executable, "-c", _CHILD, str(steps), unroll, device.type,
-                                str(torch.get_num_threads())], capture_output=True, text=True, timeout=1800)
+                                str(torch.get_num_threads()), str(n)], capture_output=True, text=True, timeout=1800)
             if p.returncode != 0:
                 raise RuntimeError(f"MTT benchmark child failed: {p.stderr[-2000:]}")
             r = json.loads(p.stdout.strip().splitlines()[-1])
-            out[f"mtt_{unroll}_steps{steps}"] = {"syn_steps": steps, "batch_syn": 100,
+            out[f"mtt_{unroll}_steps{steps}"] = {"syn_steps": steps, "batch_syn": n,
                                                  "s_per_iter": round(r["s_per_iter"], 2),
                                                  "peak_mib": round(r["peak_mib"], 1)}
             print(f"MTT {unroll:<8} syn_steps {steps:<3} {r['s_per_iter']:7.2f} s/iter  peak +{r['peak_mib']:8.1f} MiB")
-    b10, b40 = out["mtt_bounded_steps10"]["peak_mib"], out["mtt_bounded_steps40"]["peak_mib"]
-    out["mtt_bounded_peak_ratio_40_vs_10"] = round(b40 / b10, 2)
-    if "mtt_full_steps40" in out:
-        out["mtt_full_peak_ratio_40_vs_10"] = round(out["mtt_full_steps40"]["peak_mib"] /
-                                                    out["mtt_full_steps10"]["peak_mib"], 2)
-    print(f"MTT bounded peak ratio syn_steps 40/10: x{out['mtt_bounded_peak_ratio_40_vs_10']} (target <= 1.5)")
+    for unroll in ("bounded", "full"):
+        if f"mtt_{unroll}_steps{hi}" in out:
+            out[f"mtt_{unroll}_peak_ratio_{hi}_vs_{lo}"] = round(out[f"mtt_{unroll}_steps{hi}"]["peak_mib"] /
+                                                                 out[f"mtt_{unroll}_steps{lo}"]["peak_mib"], 2)
+            print(f"MTT {unroll} peak ratio syn_steps {hi}/{lo}: x{out[f'mtt_{unroll}_peak_ratio_{hi}_vs_{lo}']}"
+                  f"{' (target <= 1.5)' if unroll == 'bounded' else ''}")
     return out
 
 
