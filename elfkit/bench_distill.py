@@ -29,6 +29,9 @@ def dsa_outer_step(d, images, ipc, g, device, batch_real, reference: bool):
 
     strategy = augment.strategy_for(d.name)
     net = models.create("ConvNet", d.spec.channel, d.num_classes, d.spec.im_size).to(device).train()
+    cl = device.type == "cpu" and not reference
+    if cl:
+        net = net.to(memory_format=torch.channels_last)
     params = list(net.parameters())
     cls = dc.class_indices(d.y_train.cpu(), d.num_classes)
     if reference:
@@ -37,7 +40,7 @@ def dsa_outer_step(d, images, ipc, g, device, batch_real, reference: bool):
                  for il in idx_lists]
     else:
         reals = [d.x_train[c[torch.randperm(len(c), generator=g)[:batch_real]].to(device)] for c in cls]
-    loss = dc.gm_loss(net, params, reals, list(images.split(ipc)), "ours", strategy, g)
+    loss = dc.gm_loss(net, params, reals, list(images.split(ipc)), "ours", strategy, g, cl)
     loss.backward()
     y = state.hard_labels(d.num_classes, ipc, device)
     opt = torch.optim.SGD(params, lr=0.01)
@@ -48,7 +51,7 @@ def dsa_outer_step(d, images, ipc, g, device, batch_real, reference: bool):
             F.cross_entropy(net(augment.dsa(xb, strategy, g)), yb).backward()
             opt.step()
     else:
-        for _i, xb, yb in dc.minibatches(x_det, y, g, 256, strategy, False):
+        for _i, xb, yb in dc.minibatches(x_det, y, g, 256, strategy, cl):
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(net(xb), yb).backward()
             opt.step()

@@ -187,3 +187,14 @@ def test_bn_model_noise_init_and_unsupported_settings(toy):
         dc.distill(toy, ipc=1, iterations=1, metric="l2")
     with pytest.raises(models.ModelError):
         dc.distill(toy, ipc=1, iterations=1, arch="ConvNetXYZ")
+
+
+def test_channels_last_matching_equals_the_default_layout():
+    torch.manual_seed(0)
+    net = models.create("ConvNetW32", 1, 2, (28, 28))
+    xr = [torch.randn(5, 1, 28, 28) for _ in range(2)]
+    xs = [torch.randn(2, 1, 28, 28) for _ in range(2)]
+    a = dc.gm_loss(net, list(net.parameters()), xr, xs, "ours", None, None)
+    net_cl = net.to(memory_format=torch.channels_last)
+    b = dc.gm_loss(net_cl, list(net_cl.parameters()), xr, xs, "ours", None, None, channels_last=True)
+    assert torch.allclose(a, b, rtol=1e-4)

@@ -12,7 +12,7 @@ from .. import augment, log, models, seeding
 from ..data import Data, class_indices
 from ..errors import ElfkitError
 from ..synset import SynSet
-from ..train import minibatches
+from ..train import _layout, channels_last_on_cpu, minibatches
 from . import state
 
 METRICS = ("ours", "mse", "cos")
@@ -81,12 +81,16 @@ def _freeze_bn(net, x_all, cls, g, per_class: int = 16) -> None:
             m.eval()
 
 
-def gm_loss(net, params, x_real_by_class, x_syn_by_class, metric: str, strategy: str | None, g) -> torch.Tensor:
-    """Σ_c D(∇θ CE(net(S_c), c), ∇θ CE(net(R_c), c)); DSA: one Siamese draw per class shared by R_c and S_c."""
+def gm_loss(net, params, x_real_by_class, x_syn_by_class, metric: str, strategy: str | None, g,
+            channels_last: bool = False) -> torch.Tensor:
+    """Σ_c D(∇θ CE(net(S_c), c), ∇θ CE(net(R_c), c)); DSA: one Siamese draw per class shared by R_c and S_c.
+    `channels_last` (CPU, a channels_last net): inputs in that layout — oneDNN is ~1.5x faster, same values."""
     loss = None
     for c, (xr, xs) in enumerate(zip(x_real_by_class, x_syn_by_class)):
         if strategy:
             xr, xs = augment.siamese([xr, xs], strategy, g)
+        if channels_last:
+            xr, xs = _layout(xr), _layout(xs)
         yr = torch.full((len(xr),), c, device=xr.device)
         g_real = [t.detach() for t in torch.autograd.grad(F.cross_entropy(net(xr), yr), params)]
         g_syn = torch.autograd.grad(F.cross_entropy(net(xs), yr[: len(xs)]), params, create_graph=True)
@@ -149,6 +153,9 @@ def distill(
             with seeding.forked(seeding.derive(seed, f"{method.lower()}-net", it), device):
                 net = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size)
             net = net.to(device).train()
+            cl = device.type == "cpu" and channels_last_on_cpu(net)
+            if cl:
+                net = net.to(memory_format=torch.channels_last)
             params = list(net.parameters())
             opt_net = torch.optim.SGD(params, lr=lr_net)
             total = torch.zeros((), device=device)   # summed on the device: one host sync per logged iteration
@@ -157,7 +164,7 @@ def distill(
                     _freeze_bn(net, x_all, cls, g)
                 reals = [x_all[c[torch.randperm(len(c), generator=g)[:batch_real]].to(device)] for c in cls]
                 syns = list(images.split(ipc))
-                loss = gm_loss(net, params, reals, syns, metric, strategy, g)
+                loss = gm_loss(net, params, reals, syns, metric, strategy, g, cl)
                 if guidance is not None:
                     loss = loss + guidance(images, y_syn)
                 opt.zero_grad(set_to_none=False)
@@ -169,7 +176,7 @@ def distill(
                 net.train()
                 x_det = images.detach().clone()
                 for _ in range(inner):
-                    for _idx, xb, yb in minibatches(x_det, y_syn, g, 256, strategy, False):
+                    for _idx, xb, yb in minibatches(x_det, y_syn, g, 256, strategy, cl):
                         opt_net.zero_grad(set_to_none=True)
                         F.cross_entropy(net(xb), yb).backward()
                         opt_net.step()
