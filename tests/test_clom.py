@@ -124,3 +124,24 @@ def test_pool_members_have_distinct_initialisations(toy, tmp_path):
     a, b = ts[0].state(0), ts[1].state(0)
     assert ts[0].config["seed"] != ts[1].config["seed"]
     assert not torch.equal(a["classifier.weight"], b["classifier.weight"])
+
+
+def test_ptm_guidance_checks_domain_shape_and_epoch(toy, tmp_path):
+    from dataclasses import replace
+
+    from elfkit import ptm
+
+    pools = ptm.train_pools(toy, ["ConvNetW32"], 2, root=tmp_path, epochs=2)
+    g = ptm.guidance(pools, source=toy, target=toy, epoch=1, alphas=10.0, model_num=1)
+    assert g.config()["ptm_epoch"] == 1 and g.config()["pool"] == {"ConvNetW32": 1}
+    other = replace(toy, name="other_domain")
+    with pytest.raises(ElfkitError, match="use distance='cos'"):
+        ptm.guidance(pools, source=other, target=toy, epoch=1, alphas=1.0)
+    big = replace(toy, spec=replace(toy.spec, im_size=(32, 32), channel=3))
+    with pytest.raises(ElfkitError, match="cannot take"):
+        ptm.guidance(pools, source=big, target=toy, epoch=1, alphas=1.0, distance="cos")
+    with pytest.raises(ElfkitError, match="no ConvNetW32 PTM snapshot at epoch 5"):
+        ptm.guidance(pools, source=toy, target=toy, epoch=5, alphas=1.0)
+    with pytest.raises(ElfkitError, match="model_num=3"):
+        ptm.guidance(pools, source=toy, target=toy, epoch=1, alphas=1.0, model_num=3)
+    assert [t.test_acc for t in pools["ConvNetW32"]][0].keys() == {1, 2}     # every epoch's accuracy is logged
