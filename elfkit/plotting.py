@@ -206,7 +206,7 @@ def expert_curves(df: pd.DataFrame, title: str = "MTT expert trajectories (test 
     df = df[df["role"] == "mtt_expert"]
     fig, ax = plt.subplots(figsize=(5.0, 3.2))
     for i, g in df.groupby("expert"):
-        ax.plot(g["epoch"], g["value"] * 100, marker="o", ms=3, lw=1.2, alpha=0.8, label=f"expert {i}")
+        ax.plot(g["epoch"], g["value"] * 100, marker="o", ms=3, lw=1.2, alpha=0.8, label=f"expert {int(i)}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
@@ -329,7 +329,7 @@ def ptm_curves(df: pd.DataFrame, title: str = "Pre-trained models (CLoM pools): 
     d = df[df["role"] == "ptm"]
     fig, ax = plt.subplots(figsize=(5.6, 3.4))
     for (src, arch, member), g in d.groupby(["source", "model", "member"], sort=False):
-        ax.plot(g["epoch"], g["value"] * 100, marker="o", ms=2.5, lw=1.1, label=f"{arch} #{member} ({src})")
+        ax.plot(g["epoch"], g["value"] * 100, marker="o", ms=2.5, lw=1.1, label=f"{arch} #{int(member)} ({src})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
