@@ -85,6 +85,7 @@ def synset_panels(sets: dict, title: str = ""):
         h = axes[0][0].get_ylim()[0] / len(names)
         axes[0][0].set_yticks([h * (i + 0.5) for i in range(len(names))], list(names), fontsize=8)
     fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 
@@ -106,11 +107,12 @@ def distill_losses(df: pd.DataFrame, title: str = "Distillation objective"):
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("loss")
     fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 
 def accuracy_bars(summary: pd.DataFrame, x: str = "eval_arch", hue: str = "method", title: str = "",
-                  reference: dict | None = None):
+                  reference: dict | None = None, xlabel: str = "evaluation architecture"):
     """Grouped bars of mean test accuracy (%) with ±std error bars and n in the legend."""
     fig, ax = plt.subplots(figsize=(1.8 + 1.3 * summary[x].nunique(), 3.4))
     xs = list(dict.fromkeys(summary[x]))
@@ -130,7 +132,7 @@ def accuracy_bars(summary: pd.DataFrame, x: str = "eval_arch", hue: str = "metho
     ax.set_ylim(lo, min(100.0, float((summary["mean"] + summary["std"]).max()) + 4))
     ax.set_xticks(range(len(xs)), xs)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_xlabel("evaluation architecture")
+    ax.set_xlabel(xlabel)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(hues))
     ax.set_title(title)
     return fig
