@@ -154,18 +154,39 @@ def elf_overhead(d, syn, dev, epochs: int) -> dict:
     return out
 
 
-def run(quick: bool = False, out: str | None = None, device: str = "auto") -> dict:
+def run(quick: bool = False, out: str | None = None, device: str = "auto", part: str = "all") -> dict:
+    """part: all | base (DM step, evaluation, ELF overhead) | distill (DSA, MTT time and memory, CLoM overhead);
+    each part writes its own file by default (bench/<device>-<threads>threads[-distill].json)."""
     dev = resolve_device(device)
     seeding.seed_all(0, deterministic=False)
     d = datasets.load("fashion_mnist", device=dev)
+    rate = matmul_rate(dev)
+    res = {"device": describe_device(dev), "platform": platform.platform(), "torch": torch.__version__,
+           "threads": torch.get_num_threads(), "git_sha": git_sha(), "matmul_gflops": round(rate, 1)}
+    print(f"{describe_device(dev)}: fp32 matmul {rate:.1f} GFLOP/s")
+    if part in ("all", "base"):
+        _base_rows(res, d, dev, rate, quick)
+    if part in ("all", "distill"):
+        from .bench_distill import clom_rows, dsa_rows, mtt_rows
+
+        res.update(dsa_rows(d, dev, quick))
+        res.update(mtt_rows(dev, quick))
+        res.update(clom_rows(d, dev, quick))
+    suffix = "-distill" if part == "distill" else ""
+    path = Path(out) if out else (paths.repo_root() / "bench" /
+                                  f"{dev.type}-{torch.get_num_threads()}threads{suffix}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res, indent=1) + "\n")
+    print(f"wrote {path}")
+    return res
+
+
+def _base_rows(res: dict, d, dev, rate: float, quick: bool) -> None:
     ipc, batch_real = 10, 256
     g = seeding.generator(0)
     images = dm.init_real(d, ipc, g).to(dev).requires_grad_(True)
     y_syn = torch.arange(10, device=dev).repeat_interleave(ipc)
-    rate = matmul_rate(dev)
     reps = 2 if quick else 5
-    res = {"device": describe_device(dev), "platform": platform.platform(), "torch": torch.__version__,
-           "threads": torch.get_num_threads(), "git_sha": git_sha(), "matmul_gflops": round(rate, 1)}
 
     def step_row(name, fn):
         fl = _flops(lambda: fn(d, images, y_syn, g, dev, batch_real))
@@ -174,7 +195,6 @@ def run(quick: bool = False, out: str | None = None, device: str = "auto") -> di
                      "of_matmul": round(fl / s / 1e9 / rate, 2)}
         print(f"{name:<24} {s:8.3f} s/iter  {fl / s / 1e9:7.1f} GFLOP/s  ({fl / s / 1e9 / rate:4.0%} of matmul)")
 
-    print(f"{describe_device(dev)}: fp32 matmul {rate:.1f} GFLOP/s")
     step_row("dm_step_ours", dm_step_ours)
     step_row("dm_step_reference", dm_step_reference)
     res["dm_speedup"] = round(res["dm_step_reference"]["s_per_iter"] / res["dm_step_ours"]["s_per_iter"], 2)
@@ -200,13 +220,3 @@ def run(quick: bool = False, out: str | None = None, device: str = "auto") -> di
                                 res["eval_ours"]["s_300_epochs_plus_test"], 2)
     print(f"speed-up: DM x{res['dm_speedup']}, evaluation x{res['eval_speedup']}")
     res["elf_overhead"] = elf_overhead(d, syn, dev, epochs=10 if quick else 40)
-    from .bench_distill import clom_rows, dsa_rows, mtt_rows
-
-    res.update(dsa_rows(d, dev, quick))
-    res.update(mtt_rows(dev, quick))
-    res.update(clom_rows(d, dev, quick))
-    path = Path(out) if out else paths.repo_root() / "bench" / f"{dev.type}-{torch.get_num_threads()}threads.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {path}")
-    return res

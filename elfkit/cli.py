@@ -179,7 +179,7 @@ def cmd_reproduce(a) -> int:
 def cmd_bench(a) -> int:
     from .bench import run
 
-    run(quick=a.quick, out=a.out, device=a.device)
+    run(quick=a.quick, out=a.out, device=a.device, part=a.part)
     return 0
 
 
@@ -319,7 +319,9 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmark DM iterations and evaluation against a straightforward version")
     b.add_argument("--quick", action="store_true", help="fewer repetitions (a rough number in ~1 minute)")
-    b.add_argument("--out", help="JSON output (default: bench/<device>.json)")
+    b.add_argument("--out", help="JSON output (default: bench/<device>-<threads>threads[-distill].json)")
+    b.add_argument("--part", default="all", choices=["all", "base", "distill"],
+                   help="base: DM step, evaluation, ELF overhead; distill: DSA, MTT (time, peak memory), CLoM")
     b.add_argument("--device", default="auto", help="auto | cpu | cuda")
     b.set_defaults(func=cmd_bench)
 

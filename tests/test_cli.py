@@ -76,7 +76,7 @@ def test_top_level_help(capsys):
     ("evaluate", ["synset", "--labels", "--dataset", "--arch", "--n-models", "--epochs", "--lr", "--batch",
                   "--no-dsa", "--out", "--seed", "--device", "--progress"]),
     ("reproduce", ["--profile", "--only", "--recompute", "--seed", "--device"]),
-    ("bench", ["--quick", "--out", "--device"]),
+    ("bench", ["--quick", "--out", "--device", "--part"]),
     ("list-models", ["pattern"]),
 ])
 def test_subcommand_help(capsys, cmd, options):
