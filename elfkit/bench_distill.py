@@ -94,7 +94,8 @@ lr = torch.tensor(0.01, device=dev)
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
 plan = mtt.plan_steps(n, steps_n, n, "color_crop_cutout_flip_scale_rotate", (28, 28), seeding.generator(0))
-mtt.trajectory_loss(net, names, start, target, images[:10], labels[:10], lr, plan[:1], unroll)   # warm-up kernels
+warm = mtt.plan_steps(10, 1, 10, "color_crop_cutout_flip_scale_rotate", (28, 28), seeding.generator(1))
+mtt.trajectory_loss(net, names, start, target, images[:10], labels[:10], lr, warm, unroll)   # warm-up kernels
 if dev.type == "cuda":
     torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
 else:
