@@ -71,17 +71,7 @@ def distill(
     images = init_real(data, ipc, g).to(device).requires_grad_(True)
     y_syn = state.hard_labels(C, ipc, device)
     opt = torch.optim.SGD([images], lr=lr_img, momentum=momentum)
-    start, curve = 0, []
-    ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt is not None:
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        if resume and ckpt.is_file():
-            start, t, curve, _ = state.load(ckpt, fp, "DM")
-            with torch.no_grad():
-                images.copy_(t["images"].to(device))
-            if "momentum" in t:
-                opt.state[images]["momentum_buffer"] = t["momentum"].to(device)
-            g.set_state(t["rng"])
+    ckpt, start, curve = state.restore(checkpoint, resume, fp, "DM", g, {"images": (images, opt, "momentum")})
     probe = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size)
     bn = models.has_batchnorm(probe)
     with log.Progress(iterations, f"DM ipc{ipc} {arch}", progress) as bar:

@@ -150,19 +150,8 @@ def distill(
     syn_lr = torch.tensor(float(lr_teacher), device=device, requires_grad=True)
     opt_img = torch.optim.SGD([images], lr=lr_img, momentum=momentum)
     opt_lr = torch.optim.SGD([syn_lr], lr=lr_lr, momentum=momentum)
-    start, curve = 0, []
-    ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt is not None:
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        if resume and ckpt.is_file():
-            start, t, curve, _ = state.load(ckpt, fp, "MTT")
-            with torch.no_grad():
-                images.copy_(t["images"].to(device))
-                syn_lr.copy_(t["syn_lr"].to(device))
-            for o, p, k in ((opt_img, images, "mom_img"), (opt_lr, syn_lr, "mom_lr")):
-                if k in t:
-                    o.state[p]["momentum_buffer"] = t[k].to(device)
-            g.set_state(t["rng"])
+    ckpt, start, curve = state.restore(checkpoint, resume, fp, "MTT", g, {"images": (images, opt_img, "mom_img"),
+                                                                        "syn_lr": (syn_lr, opt_lr, "mom_lr")})
     net = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size).to(device).train()
     shapes = {k: tuple(v.shape) for k, v in net.named_parameters()}
     names = list(shapes)

@@ -74,6 +74,25 @@ def load(path: Path, fp: str, method: str):
     return int(meta["iteration"]), t, json.loads(meta.get("curve", "[]")), json.loads(meta.get("extra", "{}"))
 
 
+def restore(checkpoint, resume: bool, fp: str, method: str, g: torch.Generator, slots: dict):
+    """(checkpoint path or None, start iteration, loss curve). With `resume` and an existing checkpoint, copies
+    each slot back — slots: name -> (tensor, its optimiser, momentum key) — and the generator state."""
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt is None:
+        return None, 0, []
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    if not (resume and ckpt.is_file()):
+        return ckpt, 0, []
+    start, t, curve, _ = load(ckpt, fp, method)
+    for name, (tensor, opt, mom_key) in slots.items():
+        with torch.no_grad():
+            tensor.copy_(t[name].to(tensor.device))
+        if mom_key in t:
+            opt.state[tensor]["momentum_buffer"] = t[mom_key].to(tensor.device)
+    g.set_state(t["rng"])
+    return ckpt, start, curve
+
+
 def check_finite(method: str, it: int, loss: float, images: torch.Tensor, hint: str, ckpt: Path | None) -> None:
     """NaN/inf loss or pixels stop the run; the last good checkpoint (written only after this check) is kept."""
     bad = loss != loss or loss in (float("inf"), float("-inf"))
