@@ -12,9 +12,6 @@ from elfkit.experiments import BY_SLUG
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PARAMS = ["profile", "recompute", "seed", "device", "progress", "overrides"]
-# Notebooks whose cpu results are still to be produced by a real run: only their replay is skipped, and only while
-# their records file is absent (once committed, they are replayed like every other notebook).
-PENDING_CPU_RESULTS = {"04_elf_ablations", "05_inductive_bias", "06_ptm_options", "07_ptm_cross_arch"}
 
 
 def _cells(nb):
@@ -77,8 +74,6 @@ def test_notebook_smoke(nb, tmp_path, results_root):
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_replays_committed_results(nb, tmp_path, monkeypatch):
     """A bare papermill run (no parameters) replays results/cpu from the checkout: no data, no network, fast."""
-    if nb.stem in PENDING_CPU_RESULTS and not (ROOT / "results" / "cpu" / nb.stem / "records.json").is_file():
-        pytest.skip(f"{nb.stem}: no committed cpu results yet (a real cpu run is pending)")
     monkeypatch.delenv("ELFKIT_RESULTS_DIR")                  # read the committed results/ of the checkout
     monkeypatch.setenv("ELFKIT_FIGURES_DIR", str(tmp_path))    # ... but draw the figures elsewhere
     monkeypatch.setenv("ELFKIT_NO_DATA", "1")                  # any dataset load raises
