@@ -281,7 +281,7 @@ def sweep_panels(df: pd.DataFrame, title: str = ""):
     handles.append(Patch(color="#ffd54f", alpha=0.45))
     names.append("= distillation network")
     axs[0][-1].legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.04)   # above the panel titles (saved with bbox_inches="tight")
     return fig
 
 
@@ -322,7 +322,7 @@ def ablation_panels(df: pd.DataFrame, ablations, title: str = ""):
     handles = [Patch(color=colors[g], label=g) for g in groups] + [Patch(facecolor="white", edgecolor="k",
                                                                          hatch="//", label="baseline")]
     axs[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.04)   # above the panel titles (saved with bbox_inches="tight")
     return fig
 
 
