@@ -1,7 +1,6 @@
 """Notebooks: house conventions (static), every notebook at smoke through papermill, replay of committed results."""
 import ast
 import json
-import os
 import time
 from pathlib import Path
 
@@ -36,7 +35,7 @@ def test_notebook_conventions(nb):
     assert all(isinstance(n.value, (ast.Constant, ast.Dict)) for n in tree.body), "literals only"
     first = _src(cells[0])
     assert cells[0]["cell_type"] == "markdown"
-    assert f"colab.research.google.com/github/" in first and f"notebooks/{nb.name}" in first
+    assert "colab.research.google.com/github/" in first and f"notebooks/{nb.name}" in first
     assert f"labpath=notebooks%2F{nb.name}" in first
     for c in cells:
         if c["cell_type"] != "code":
