@@ -183,6 +183,19 @@ def cmd_bench(a) -> int:
     return 0
 
 
+def cmd_links(args) -> int:
+    from . import links
+
+    if args.repo:
+        for f in links.set_repository(args.repo):
+            print(f"rewrote {f}")
+    print(f"repository: {links.repository()}")
+    bad = links.problems()
+    for b in bad:
+        print(f"out of date: {b} (run elfkit links --repo {links.repository()})")
+    return 1 if bad else 0
+
+
 def cmd_list_models(a) -> int:
     from .models import list_models
 
@@ -324,6 +337,10 @@ def parser() -> argparse.ArgumentParser:
                    help="base: DM step, evaluation, ELF overhead; distill: DSA, MTT (time, peak memory), CLoM")
     b.add_argument("--device", default="auto", help="auto | cpu | cuda")
     b.set_defaults(func=cmd_bench)
+
+    ln = sub.add_parser("links", help="show or set the repository the badges and the Colab clone URL point to")
+    ln.add_argument("--repo", help="github.com/OWNER/NAME of your fork (rewrites pyproject.toml, README, notebooks)")
+    ln.set_defaults(func=cmd_links)
 
     m = sub.add_parser("list-models", help="registered architectures")
     m.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'ConvNet*'")

@@ -4,25 +4,44 @@ from __future__ import annotations
 import dataclasses
 import platform
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import torch
-
-from . import __version__, log, paths, profiles, seeding
+from . import __version__, log, paths, profiles
 from .errors import ElfkitError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass
 class Context:
+    """One run. Torch is set up (seeds, threads, deterministic kernels, device) on first use of `device` or
+    `activate()`, not at creation: a replay of committed records never needs torch."""
     experiment: str               # NN_slug, e.g. "00_quickstart"
     profile: profiles.Profile
     seed: int
-    device: torch.device
+    device_spec: object           # "auto" | "cpu" | "cuda[:N]" | a torch.device (None: resolved as "auto")
     progress: str                 # bar | rows | off
     started_utc: str = ""
     t0: float = field(default_factory=time.perf_counter)
+    resolved: object = field(default=None, repr=False)   # the torch.device, once activated
+
+    @property
+    def device(self):
+        return self.activate()
+
+    def activate(self):
+        """Seed python/numpy/torch, fix threads and determinism, resolve the device (once); returns the device."""
+        if self.resolved is None:
+            from . import seeding
+
+            seeding.seed_all(self.seed, deterministic=self.profile.deterministic, threads=self.profile.threads or None)
+            spec = self.device_spec
+            self.resolved = resolve_device(spec if isinstance(spec, str) else "auto") if not hasattr(spec, "type") \
+                else spec
+        return self.resolved
 
     @property
     def results_dir(self):
@@ -49,7 +68,18 @@ class Context:
         return {"experiment": self.experiment, "seed": self.seed, "profile": {"name": self.profile.name, **fields}}
 
 
-def resolve_device(device: str) -> torch.device:
+def check_device(device: str) -> str:
+    """Validate a device string without importing torch."""
+    if not isinstance(device, str) or device.split(":")[0] not in DEVICES or device.count(":") > 1 or (
+            ":" in device and not device.split(":")[1].isdigit()):
+        raise ElfkitError(f"device must be one of auto, cpu, cuda, cuda:N, mps; got {device!r}")
+    return device
+
+
+def resolve_device(device: str):
+    import torch
+
+    check_device(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -61,16 +91,20 @@ def start(experiment: str, profile: str = "cpu", *, seed: int = 0, device: str =
           overrides: dict | None = None, quiet: bool = False) -> Context:
     """Validate the profile (+overrides), seed everything, pick the device and progress mode, print a header."""
     prof = profiles.get(profile, **(overrides or {}))
-    ctx = Context(experiment, prof, int(seed), resolve_device(device), log.resolve_progress(progress),
+    ctx = Context(experiment, prof, int(seed), check_device(device), log.resolve_progress(progress),
                   datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    seeding.seed_all(ctx.seed, deterministic=prof.deterministic, threads=prof.threads or None)
+    if sys.modules.get("torch") is not None:   # torch is loaded anyway: set it up now, as a script expects
+        ctx.activate()
     if not quiet:
-        print(f"elfkit {__version__} | {experiment} | profile {prof.name} | seed {seed} | device {describe_device(ctx.device)}"
-              f" | threads {torch.get_num_threads()} | git {git_sha()[:10]}{' (dirty)' if git_dirty() else ''}")
+        where = describe_device(ctx.resolved) if ctx.resolved is not None else f"{device} (set up on first use)"
+        print(f"elfkit {__version__} | {experiment} | profile {prof.name} | seed {seed} | device {where}"
+              f" | git {git_sha()[:10]}{' (dirty)' if git_dirty() else ''}")
     return ctx
 
 
-def describe_device(device: torch.device) -> str:
+def describe_device(device) -> str:
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
@@ -105,6 +139,8 @@ def _version(pkg: str) -> str:
 
 def provenance(ctx: Context, wall_s: float, data_source: dict | None = None) -> dict:
     """Who/what/where produced a result: git state, versions, device, threads, wall time, data files."""
+    import torch
+
     return {
         "git_sha": git_sha(), "git_dirty": git_dirty(), "elfkit": __version__, "torch": torch.__version__,
         "torchvision": _version("torchvision"), "numpy": _version("numpy"), "python": platform.python_version(),

@@ -9,8 +9,8 @@ import matplotlib
 if "ipykernel" not in __import__("sys").modules:
     matplotlib.use("Agg")  # non-interactive runs (CLI, tests); notebooks keep their inline backend
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
 RC = {"figure.dpi": 110, "savefig.dpi": 150, "font.size": 10, "axes.titlesize": 11, "axes.spines.top": False,
       "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False,
@@ -38,23 +38,36 @@ def save(fig, name: str, profile: str, git_sha: str = "") -> list[Path]:
     return out
 
 
+def _grid(images, labels, meta: dict, padding: int = 2) -> tuple[np.ndarray, int]:
+    """Images sorted by class, de-normalised with the set's statistics, clamped to [0, 1], tiled one row per class
+    as torchvision.utils.make_grid tiles them (same layout and values); numpy only, so replay needs no torch."""
+    x = np.asarray(images, dtype=np.float32)
+    y = np.asarray(labels).astype(np.int64)
+    mean = np.asarray(meta.get("mean", (0.0,)), dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(meta.get("std", (1.0,)), dtype=np.float32).reshape(1, -1, 1, 1)
+    x = np.clip(x[np.argsort(y, kind="stable")] * std + mean, 0, 1)
+    if x.shape[1] == 1:
+        x = np.repeat(x, 3, axis=1)
+    ipc = int(np.bincount(y).max())
+    n, c, h, w = x.shape
+    rows = -(-n // ipc)
+    hp, wp = h + padding, w + padding
+    grid = np.ones((c, rows * hp + padding, ipc * wp + padding), dtype=np.float32)
+    for k in range(n):
+        r, col = divmod(k, ipc)
+        grid[:, r * hp + padding:r * hp + padding + h, col * wp + padding:col * wp + padding + w] = x[k]
+    return grid.transpose(1, 2, 0), ipc
+
+
 def synset_grid(synset, title: str = ""):
-    """One row per class, de-normalised with the dataset's statistics (from the SynSet's metadata), clamped to [0, 1]."""
-    from .torchvision_compat import torchvision
-
-    images, labels, meta = synset.images, synset.labels, synset.meta
-    mean, std = meta.get("mean", (0.0,)), meta.get("std", (1.0,))
+    """One row per class, de-normalised with the dataset's statistics (from the SynSet's metadata), clamped to [0, 1].
+    `synset`: a SynSet or synset.read_arrays(path)."""
+    labels, meta = np.asarray(synset.labels), synset.meta
     class_names = meta.get("class_names") or [str(c) for c in range(int(labels.max()) + 1)]
-
-    m = torch.tensor(mean).view(1, -1, 1, 1)
-    s = torch.tensor(std).view(1, -1, 1, 1)
-    order = torch.argsort(labels, stable=True)
-    x = (images[order].float() * s + m).clamp(0, 1)
-    ipc = int(torch.bincount(labels).max())
-    grid = torchvision().utils.make_grid(x, nrow=ipc, padding=2, pad_value=1.0)
+    grid, ipc = _grid(synset.images, labels, meta)
     fig, ax = plt.subplots(figsize=(max(3.0, 0.55 * ipc + 1.6), 0.55 * len(class_names) + 0.6))
-    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
-    h = grid.shape[1] / len(class_names)
+    ax.imshow(grid, interpolation="nearest")
+    h = grid.shape[0] / len(class_names)
     ax.set_yticks([h * (i + 0.5) for i in range(len(class_names))], list(class_names))
     ax.set_xticks([])
     ax.grid(False)
@@ -64,18 +77,11 @@ def synset_grid(synset, title: str = ""):
 
 def synset_panels(sets: dict, title: str = ""):
     """One panel per method (e.g. {"DC": SynSet, ...}), each one row per class, de-normalised and clamped."""
-    from .torchvision_compat import torchvision
-
     fig, axes = plt.subplots(1, len(sets), figsize=(0.5 + 1.9 * len(sets) * max(1.0, _ipc(sets) / 5), 5.2),
                              squeeze=False)
     for ax, (name, s) in zip(axes[0], sets.items()):
-        m = torch.tensor(s.meta.get("mean", (0.0,))).view(1, -1, 1, 1)
-        sd = torch.tensor(s.meta.get("std", (1.0,))).view(1, -1, 1, 1)
-        order = torch.argsort(s.labels, stable=True)
-        x = (s.images[order].float() * sd + m).clamp(0, 1)
-        ipc = int(torch.bincount(s.labels).max())
-        grid = torchvision().utils.make_grid(x, nrow=ipc, padding=2, pad_value=1.0)
-        ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+        grid, _ = _grid(s.images, s.labels, s.meta)
+        ax.imshow(grid, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
         ax.grid(False)
@@ -90,7 +96,7 @@ def synset_panels(sets: dict, title: str = ""):
 
 
 def _ipc(sets: dict) -> int:
-    return max(int(torch.bincount(s.labels).max()) for s in sets.values())
+    return max(int(np.bincount(np.asarray(s.labels)).max()) for s in sets.values())
 
 
 def distill_losses(df: pd.DataFrame, title: str = "Distillation objective"):

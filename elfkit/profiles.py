@@ -85,22 +85,24 @@ class Profile:
     ptm_sources: tuple[str, ...] = ("target_ce", "target_cos", "ood_cos")  # E5: domain x distance
 
 
+# Seconds per notebook on one core: synthetic 28x28 patterns, tiny nets (ConvNetW32 stands in for the other
+# architectures; its ELF feature model is a W32 ConvNet), a handful of steps. It checks what is computed, not how well.
 SMOKE = Profile(
     name="smoke", dataset="synthetic", ipc=2, ipcs=(1,), distill_arch="ConvNet",
-    eval_archs=("ConvNet", "ResNet18"), dm_iterations=4, dm_batch_real=16, dm_lr_img=1.0,
-    checkpoint_every=2, eval_epochs=4, eval_lr=0.01, eval_batch=256, eval_dsa=True, n_eval_models=2,
-    test_batch=500, cross_archs=("ConvNet", "ResNet18"), test_per_class=0, feature_epochs=2, feature_epoch=1,
-    feature_per_class=16, threads=1, deterministic=True,
-    dc_iterations=3, dc_batch_real=8, dc_init="real", dc_loop_cap=(2, 2), eval_epochs_noaug=4,
-    mtt_experts=2, mtt_buffer_epochs=3, mtt_expert_per_class=16, mtt_iterations=3, mtt_syn_steps=3,
-    mtt_expert_epochs=1, mtt_max_start_epoch=2, mtt_lr_img=100.0, mtt_lr_lr=1e-7,
-    study_ipc=1, study_matrix_archs=("ConvNet", "AlexNet"), study_matrix_ipc=1,
+    eval_archs=("ConvNet", "ConvNetW32"), dm_iterations=3, dm_batch_real=16, dm_lr_img=1.0,
+    checkpoint_every=2, eval_epochs=2, eval_lr=0.01, eval_batch=256, eval_dsa=True, n_eval_models=2,
+    test_batch=500, cross_archs=("ConvNet", "ConvNetW32"), test_per_class=4, feature_epochs=2, feature_epoch=1,
+    feature_per_class=8, threads=1, deterministic=True,
+    dc_iterations=2, dc_batch_real=8, dc_init="real", dc_loop_cap=(2, 2), eval_epochs_noaug=2,
+    mtt_experts=2, mtt_buffer_epochs=2, mtt_expert_per_class=8, mtt_iterations=2, mtt_syn_steps=3,
+    mtt_expert_epochs=1, mtt_max_start_epoch=1, mtt_lr_img=100.0, mtt_lr_lr=1e-7,
+    study_ipc=1, study_matrix_archs=("ConvNet", "ConvNetW32"), study_matrix_ipc=1,
     study_matrix_overrides=("dm_iterations=2",), study_axes=("depth", "activation"),
-    ablation_archs=("ConvNet", "AlexNet"), ablation_lam_front=(1.0,), ablation_lam_rear=(1.0,),
-    ablation_feature_epochs=(0, 1), ablation_feature_widths=(32, 128), ablation_distill_epochs=2,
-    ptm_archs=("ConvNet", "AlexNet"), ptm_model_num=2, ptm_model_num_others=1, ptm_epochs=2, ptm_per_class=8,
+    ablation_archs=("ConvNet", "ConvNetW32"), ablation_lam_front=(1.0,), ablation_lam_rear=(1.0,),
+    ablation_feature_epochs=(0, 1), ablation_feature_widths=(32, 64), ablation_distill_epochs=2,
+    ptm_archs=("ConvNet", "ConvNetW32"), ptm_model_num=2, ptm_model_num_others=1, ptm_epochs=2, ptm_per_class=8,
     ptm_epoch=2, ptm_ood_source="synthetic_ood", ptm_batch=64, ptm_methods=("DM",), ptm_ipc=1, ptm_model_nums=(1, 2),
-    ptm_arch_pools=("ConvNet", "ConvNet+AlexNet"), ptm_epoch_grid=(1, 2), ptm_sources=("target_ce", "ood_cos"),
+    ptm_arch_pools=("ConvNet", "ConvNet+ConvNetW32"), ptm_epoch_grid=(1, 2), ptm_sources=("target_ce", "ood_cos"),
 )
 
 # Sized for 2 CPU cores: the quickstart recomputes in about 12 minutes (DM ~4 min, 6 ResNet-18 runs ~6.5 min).

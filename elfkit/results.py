@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from .context import Context, provenance
 from .errors import ElfkitError, StaleResultsError
 
@@ -136,6 +134,9 @@ def cached(ctx: Context, fn: Callable[[Context], Output], recompute: bool = Fals
         print("profile 'paper' with recompute=True needs a CUDA GPU (GPU hours of work). On Colab: Runtime > "
               "Change runtime type > GPU. Staying in replay mode.")
         return cached(ctx, fn, recompute=False)
+    from .context import describe_device
+
+    print(f"recomputing on {describe_device(ctx.activate())}")
     t0 = time.perf_counter()
     out = fn(ctx)
     _check_finite(out.records)
@@ -156,6 +157,8 @@ def environment_freeze(profile: str) -> None:
     """pip freeze of the environment that produced committed runs → results/<profile>/ENVIRONMENT.txt."""
     import subprocess
     import sys
+
+    import torch
 
     from . import paths
 

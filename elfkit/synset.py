@@ -7,8 +7,6 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from .errors import ElfkitError
 
 
@@ -20,6 +18,8 @@ class SynSet:
     meta: dict = field(default_factory=dict)   # method, dataset, ipc, config, seed, provenance, ...
 
     def __post_init__(self):
+        import torch
+
         if self.images.ndim != 4 or self.labels.ndim != 1 or len(self.images) != len(self.labels):
             raise ElfkitError(f"a SynSet needs images [N,C,H,W] and labels [N]; got {tuple(self.images.shape)} "
                               f"and {tuple(self.labels.shape)}")
@@ -28,6 +28,8 @@ class SynSet:
 
     @property
     def ipc(self) -> int:
+        import torch
+
         return int(torch.bincount(self.labels).max())
 
     def save(self, path: str | Path) -> Path:
@@ -47,6 +49,37 @@ class SynSet:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return path
+
+
+@dataclass(frozen=True)
+class SynSetArrays:
+    """A saved SynSet read as numpy arrays (figures and replay: no torch)."""
+    images: object    # np.ndarray [N, C, H, W], float32
+    labels: object    # np.ndarray [N], int64
+    meta: dict
+
+    @property
+    def ipc(self) -> int:
+        import numpy as np
+
+        return int(np.bincount(self.labels).max())
+
+
+def read_arrays(path: str | Path) -> SynSetArrays:
+    """The images, labels and metadata of an elfkit .safetensors set as numpy arrays, without importing torch."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ElfkitError(f"no synthetic set at {path}")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = json.loads((f.metadata() or {}).get("elfkit_meta", "{}"))
+            images, labels = f.get_tensor("images"), f.get_tensor("labels")
+    except Exception as e:
+        raise ElfkitError(f"{path} is not a readable SynSet ({type(e).__name__}: {str(e)[:100]}); "
+                          "re-run the distillation that produced it") from None
+    return SynSetArrays(images.astype("float32"), labels.astype("int64"), meta)
 
 
 def load(path: str | Path) -> SynSet:
@@ -71,6 +104,8 @@ def load(path: str | Path) -> SynSet:
 def load_foreign(images_path: str | Path, labels_path: str | Path, **meta) -> SynSet:
     """A set saved by the published DD codebases: `images_best.pt` / `labels_best.pt`, already normalised with the
     dataset's statistics. Loaded with weights_only=True (plain tensors only, no arbitrary code)."""
+    import torch
+
     try:
         images = torch.load(images_path, map_location="cpu", weights_only=True)
         labels = torch.load(labels_path, map_location="cpu", weights_only=True)

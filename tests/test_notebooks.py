@@ -1,6 +1,7 @@
 """Notebooks: house conventions (static), every notebook at smoke through papermill, replay of committed results."""
 import ast
 import json
+import os
 import time
 from pathlib import Path
 
@@ -77,13 +78,32 @@ def test_notebook_replays_committed_results(nb, tmp_path, monkeypatch):
     monkeypatch.setenv("ELFKIT_FIGURES_DIR", str(tmp_path))    # ... but draw the figures elsewhere
     monkeypatch.setenv("ELFKIT_NO_DATA", "1")                  # any dataset load raises
     wall = _execute(nb, tmp_path / nb.name)
-    print(f"{nb.stem}: replay {wall:.1f} s")
-    assert wall < 120
+    print(f"{nb.stem}: replay {wall:.1f} s")   # reported, not asserted: timings belong in the benchmark
     for p in BY_SLUG[nb.stem].PRODUCTS:
         if p.startswith("figures/"):
             assert (tmp_path / p.split("/", 1)[1].format(profile="cpu")).exists(), p
         else:
             assert (ROOT / p.format(profile="cpu")).exists(), p
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_replay_never_imports_torch(nb, tmp_path):
+    """The replay path (records -> tables -> figures) runs without torch, so it stays fast on a cold machine.
+    The notebook's code cells run in a fresh interpreter (IPython magics skipped) with torch made unimportable."""
+    import subprocess
+    import sys
+
+    cells = []
+    for c in _cells(nb):
+        if c["cell_type"] == "code":
+            cells.append("\n".join(ln[:len(ln) - len(ln.lstrip())] + "pass" if ln.lstrip().startswith(("!", "%"))
+                                   else ln for ln in _src(c).splitlines()))
+    script = ("import sys\nsys.modules['torch'] = None\n"   # any `import torch` now raises ImportError
+              + "\n".join(cells))
+    env = {**os.environ, "ELFKIT_FIGURES_DIR": str(tmp_path), "ELFKIT_NO_DATA": "1", "MPLBACKEND": "Agg"}
+    env.pop("ELFKIT_RESULTS_DIR", None)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
 
 
 def test_committed_results_are_clean_real_runs():

@@ -2,10 +2,7 @@
 standard protocol (baseline) and with ELF, identical seeds/epochs/augmentation; plus the random-real row."""
 from __future__ import annotations
 
-from .. import data as datasets, distill, elf
-from ..evaluate import evaluate_synset, random_real
 from ..results import Output
-from . import synsets
 
 SLUG = "03_cross_arch"
 PRODUCTS = ["results/{profile}/03_cross_arch/records.json", "figures/{profile}/03_cross_arch_delta.png",
@@ -19,6 +16,9 @@ USES = ("dataset", "ipcs", "distill_arch", "cross_archs", "dm_iterations", "dm_b
 
 def feature_models(ctx, data):
     """The ELF feature models of the profile (shared with 01_experts through the runs/ cache)."""
+    from .. import data as datasets
+    from .. import elf
+
     p = ctx.profile
     train = datasets.subset(data, p.feature_per_class, 0, seed=ctx.seed)
     return elf.feature_models(train, ctx.runs_dir / "feature_models", epoch=p.feature_epoch, epochs=p.feature_epochs,
@@ -26,6 +26,13 @@ def feature_models(ctx, data):
 
 
 def run(ctx) -> Output:
+    from . import synsets
+    from .. import data as datasets
+    from .. import distill
+    from .. import elf
+    from ..evaluate import evaluate_synset
+    from ..evaluate import random_real
+
     p = ctx.profile
     data = datasets.load(p.dataset, device=ctx.device)
     test = datasets.subset(data, 0, p.test_per_class, seed=ctx.seed)

@@ -2,10 +2,7 @@
 method's published protocol (base-methods.md §8) beside the published Fashion-MNIST numbers; random real as well."""
 from __future__ import annotations
 
-from .. import data as datasets, distill
-from ..evaluate import evaluate_synset, random_real
 from ..results import Output
-from . import synsets
 
 SLUG = "02_distill"
 PRODUCTS = ["results/{profile}/02_distill/records.json", "figures/{profile}/02_distill_synsets.png",
@@ -32,6 +29,12 @@ def synset_file(method: str, ipc: int) -> str:
 
 
 def run(ctx) -> Output:
+    from . import synsets
+    from .. import data as datasets
+    from .. import distill
+    from ..evaluate import evaluate_synset
+    from ..evaluate import random_real
+
     p = ctx.profile
     data = datasets.load(p.dataset, device=ctx.device)
     records, artefacts = [], []
@@ -57,9 +60,9 @@ def run(ctx) -> Output:
 
 def committed_sets(res) -> dict:
     """The committed synthetic sets of the largest IPC among the artefacts, by method (the figure's input)."""
-    from ..synset import load
+    from ..synset import read_arrays
 
     ipcs = [int(a.rsplit("ipc", 1)[1].split(".")[0]) for a in res.artefacts]
     top = max(ipcs)
-    sets = [load(res.artefact(a)) for a, i in zip(res.artefacts, ipcs) if i == top]
+    sets = [read_arrays(res.artefact(a)) for a, i in zip(res.artefacts, ipcs) if i == top]
     return {s.meta["method"]: s for s in sets}

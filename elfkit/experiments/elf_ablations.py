@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .. import data as datasets, elf, models, study
 from ..results import Output
-from . import cross_arch, synsets
 
 SLUG = "04_elf_ablations"
 PRODUCTS = ["results/{profile}/04_elf_ablations/records.json", "figures/{profile}/04_elf_ablations_terms.png",
@@ -38,6 +36,8 @@ def grid(p) -> list[tuple[str, str, str, Variant]]:
     """(ablation, variant label, ablation arch, Variant) for every cell of the profile's ablations, in table order.
     Feature width: the evaluation ConvNet has the feature model's width, since a split takes only features of its
     own shape (no adapter, elf.md §5); each width gets its own baseline."""
+    from .. import elf
+
     cells = []
     for arch in p.ablation_archs:
         d = Variant(arch, p.feature_epoch)
@@ -59,6 +59,8 @@ def grid(p) -> list[tuple[str, str, str, Variant]]:
 def key(v: Variant, channel: int = 1, im_size=(28, 28)) -> tuple:
     """Cells with equal keys train identical models (same network, same loss), so they are evaluated once: e.g.
     ConvNetW128 is ConvNet, and the baseline ignores every feature knob."""
+    from .. import study
+
     sig = study.signature(v.eval_arch, channel, im_size)
     return (sig, "task") if v.mode == "task" else (sig, replace(v, eval_arch=""))
 
@@ -66,6 +68,10 @@ def key(v: Variant, channel: int = 1, im_size=(28, 28)) -> tuple:
 def feature_getter(ctx, data, v: Variant, cache: dict):
     """arch -> feature model for the variant's source and snapshot. The default is the cached getter of 01/03;
     the other snapshots come from ONE trajectory that keeps every epoch of the grid."""
+    from . import cross_arch
+    from .. import data as datasets
+    from .. import elf
+
     p = ctx.profile
     k = (v.source, v.feature_epoch)
     if k not in cache:
@@ -83,6 +89,8 @@ def feature_getter(ctx, data, v: Variant, cache: dict):
 
 
 def feature_model_name(v: Variant, data, distill_arch: str) -> str:
+    from .. import models
+
     if v.source == "distill":
         return distill_arch
     return models.matching_feature_model(v.eval_arch, data.spec.channel, data.spec.im_size)
@@ -91,6 +99,8 @@ def feature_model_name(v: Variant, data, distill_arch: str) -> str:
 def evaluate_variant(ctx, data, test, synset, v: Variant, getters: dict, common: dict) -> list[dict]:
     """Records of one cell: n models trained with the variant's loss, or one 'elf_unavailable' row with the reason
     when no feature model fits the architecture's split (reported, not raised)."""
+    from .. import elf
+
     p = ctx.profile
     if v.mode == "task":
         return elf.evaluate(synset, test, [v.eval_arch], None, mode="task", **common)
@@ -103,6 +113,8 @@ def evaluate_variant(ctx, data, test, synset, v: Variant, getters: dict, common:
 
 
 def _record(ablation, label, group, v: Variant, r: dict, test, p, ipc) -> dict:
+    from .. import models
+
     rec = {"method": p.study_method, "ipc": ipc, "dataset": test.name, "ablation": ablation, "variant": label,
            "ablation_arch": group, "eval_arch": v.eval_arch, "eval_mode": r["eval_mode"]}
     if v.mode != "task":   # the knobs mean something only for ELF rows
@@ -117,6 +129,9 @@ def _record(ablation, label, group, v: Variant, r: dict, test, p, ipc) -> dict:
 
 
 def run(ctx) -> Output:
+    from . import synsets
+    from .. import data as datasets
+
     p = ctx.profile
     data = datasets.load(p.dataset, device=ctx.device)
     test = datasets.subset(data, 0, p.test_per_class, seed=ctx.seed)

@@ -4,10 +4,7 @@ trajectories (N experts × E epochs of the distillation network, base-methods.md
 pre-trained models on the target and on an out-of-domain source (ptm.md §5)."""
 from __future__ import annotations
 
-from .. import data as datasets, experts, models, ptm
 from ..results import Output
-from ..train import accuracy
-from . import cross_arch
 
 SLUG = "01_experts"
 PRODUCTS = ["results/{profile}/01_experts/records.json", "figures/{profile}/01_experts_feature_models.png",
@@ -20,6 +17,9 @@ USES = ("dataset", "cross_archs", "feature_epochs", "feature_epoch", "feature_pe
 def mtt_experts(ctx, data) -> list[experts.Trajectory]:
     """The profile's MTT expert trajectories of the distillation network (trained now if missing; resumable).
     Test accuracy is logged about 5 times per trajectory for the record, never used for selection."""
+    from .. import data as datasets
+    from .. import experts
+
     p = ctx.profile
     train = datasets.subset(data, p.mtt_expert_per_class, 0, seed=ctx.seed)
     return experts.pool(train, p.distill_arch, p.mtt_experts, recipe="mtt_expert", seed=ctx.seed,
@@ -32,6 +32,9 @@ def ptm_pools(ctx, domain: str = "target"):
     target: every ptm_archs architecture on the target (ptm_model_num members of the distillation network,
     ptm_model_num_others of the rest); ood: one distillation-network PTM on ptm_ood_source. Test accuracy per
     epoch on the source's test set (test_per_class images per class; reported, never selected on)."""
+    from .. import data as datasets
+    from .. import ptm
+
     p = ctx.profile
     if domain not in ("target", "ood"):
         raise ValueError(f"domain must be 'target' or 'ood', got {domain!r}")
@@ -46,6 +49,12 @@ def ptm_pools(ctx, domain: str = "target"):
 
 
 def run(ctx) -> Output:
+    from . import cross_arch
+    from .. import data as datasets
+    from .. import models
+    from .. import ptm
+    from ..train import accuracy
+
     p = ctx.profile
     data = datasets.load(p.dataset, device=ctx.device)
     get = cross_arch.feature_models(ctx, data)

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .. import data as datasets, elf, profiles, study
-from ..evaluate import evaluate_synset
+from .. import profiles
 from ..results import Output
-from . import cross_arch, synsets
 
 SLUG = "05_inductive_bias"
 PRODUCTS = ["results/{profile}/05_inductive_bias/records.json", "figures/{profile}/05_inductive_bias_matrix.png",
@@ -34,6 +32,10 @@ def _row(p, test, **kw) -> dict:
 
 def matrix(ctx, data, test, common: dict) -> list[dict]:
     """Every architecture of the pool as distillation network A, each set evaluated on every B (baseline)."""
+    from . import synsets
+    from .. import study
+    from ..evaluate import evaluate_synset
+
     p = ctx.profile
     c, hw = data.spec.channel, data.spec.im_size
     rows = []
@@ -50,6 +52,12 @@ def matrix(ctx, data, test, common: dict) -> list[dict]:
 def sweeps(ctx, data, test, common: dict) -> list[dict]:
     """The profile's sweep axes on the default set: baseline and ELF (front_rear_task, channel-CE, λ = 1) for each
     member; a member whose split no feature model fits gets an 'elf_unavailable' row with the reason."""
+    from . import cross_arch
+    from . import synsets
+    from .. import elf
+    from .. import study
+    from ..evaluate import evaluate_synset
+
     p = ctx.profile
     c, hw = data.spec.channel, data.spec.im_size
     s = synsets.distilled(ctx, data, p.study_method, p.study_ipc)
@@ -73,6 +81,8 @@ def sweeps(ctx, data, test, common: dict) -> list[dict]:
 
 
 def run(ctx) -> Output:
+    from .. import data as datasets
+
     p = ctx.profile
     data = datasets.load(p.dataset, device=ctx.device)
     test = datasets.subset(data, 0, p.test_per_class, seed=ctx.seed)

@@ -3,12 +3,7 @@ full architecture pool, all members, the profile's PTM epoch), each evaluated wi
 ELF — so the combination CLoM-distilled + ELF-evaluated sits beside both parts alone."""
 from __future__ import annotations
 
-from .. import data as datasets, elf, ptm
-from ..evaluate import evaluate_synset
 from ..results import Output
-from . import synsets
-from .cross_arch import feature_models
-from .experts import ptm_pools
 
 SLUG = "07_ptm_cross_arch"
 PRODUCTS = ["results/{profile}/07_ptm_cross_arch/records.json", "figures/{profile}/07_ptm_cross_arch.png"]
@@ -20,6 +15,14 @@ USES = ("dataset", "distill_arch", "cross_archs", "test_per_class", "eval_epochs
 
 
 def run(ctx) -> Output:
+    from . import synsets
+    from .. import data as datasets
+    from .. import elf
+    from .. import ptm
+    from ..evaluate import evaluate_synset
+    from .cross_arch import feature_models
+    from .experts import ptm_pools
+
     p = ctx.profile
     data = datasets.load(p.dataset, device=ctx.device)
     test = datasets.subset(data, 0, p.test_per_class, seed=ctx.seed)

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import json
 
-from .. import data as datasets, ptm
-from ..evaluate import evaluate_synset
 from ..results import Output
-from . import synsets
-from .experts import ptm_pools
 
 SLUG = "06_ptm_options"
 PRODUCTS = ["results/{profile}/06_ptm_options/records.json", "figures/{profile}/06_ptm_options.png"]
@@ -41,6 +37,8 @@ def options(p) -> list[dict]:
 
 def guidance_for(ctx, data, pools_by_domain, opt: dict):
     """The clom.Guidance of one option (alpha ptm_alpha for every architecture)."""
+    from .. import ptm
+
     p = ctx.profile
     src, pools = pools_by_domain[opt["domain"]]
     missing = [a for a in opt["archs"] if a not in pools]
@@ -53,6 +51,11 @@ def guidance_for(ctx, data, pools_by_domain, opt: dict):
 
 
 def run(ctx) -> Output:
+    from . import synsets
+    from .. import data as datasets
+    from ..evaluate import evaluate_synset
+    from .experts import ptm_pools
+
     p = ctx.profile
     data = datasets.load(p.dataset, device=ctx.device)
     test = datasets.subset(data, 0, p.test_per_class, seed=ctx.seed)

@@ -1,10 +1,7 @@
 """00_quickstart: DM at the profile's IPC on Fashion-MNIST, evaluated on ConvNet and ResNet18 beside random real."""
 from __future__ import annotations
 
-from .. import data as datasets
-from ..evaluate import evaluate_synset, random_real
 from ..results import Output
-from . import synsets
 
 SLUG = "00_quickstart"
 PRODUCTS = ["results/{profile}/00_quickstart/records.json",
@@ -18,6 +15,11 @@ USES = ("dataset", "ipc", "distill_arch", "eval_archs", "dm_iterations", "dm_bat
 
 
 def run(ctx) -> Output:
+    from . import synsets
+    from .. import data as datasets
+    from ..evaluate import evaluate_synset
+    from ..evaluate import random_real
+
     p = ctx.profile
     data = datasets.load(p.dataset, device=ctx.device)
     syn = synsets.distilled(ctx, data, "DM", p.ipc)   # checkpointed; shared with 03_cross_arch

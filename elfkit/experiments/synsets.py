@@ -4,14 +4,16 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..distill import METHODS
-from ..synset import SynSet, load
 
 
 def distilled(ctx, data, method: str, ipc: int, *, guidance=None, iterations: int = 0) -> SynSet:
     """The `method` set at `ipc` for ctx's profile and seed, from results/<profile>/runs/synsets or distilled now
     (checkpointed, so an interrupted notebook resumes). MTT takes the profile's expert trajectories (01_experts).
     `guidance` (clom.Guidance) and `iterations` (> 0 replaces the profile's count) enter the cache key."""
+    from ..distill import METHODS
+    from ..synset import SynSet
+    from ..synset import load
+
     mod = METHODS[method]
     kw = mod.profile_kwargs(ctx.profile)
     if iterations:
