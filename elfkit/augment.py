@@ -2,7 +2,7 @@
 
 Randomness comes only from an explicit CPU ``torch.Generator``. Every parameter tensor is drawn on the CPU and then
 moved to ``x.device``; nothing is read back from the device, and the global RNG is never touched, so one seed gives
-the same augmentation on CPU and GPU (spec base-methods §5, §8; style §7).
+the same augmentation on CPU and GPU (docs/base-methods.md §5, §8; decisions B1-B2 in docs/decisions.md).
 
 * :func:`sample` draws ``n`` parameter sets ("groups") and :func:`apply` maps sample ``i`` to group ``index[i]``.
 * :func:`dsa`: non-Siamese call (one family for the batch, independent parameters per sample).

@@ -218,7 +218,7 @@ def parser() -> argparse.ArgumentParser:
                             help="progress display (default: bar in a terminal, rows when redirected)")
 
     d = sub.add_parser("distill", help="distil a synthetic set and save it as .safetensors (+ a .json record)",
-                       description="Every option left out takes the method's published default (base-methods.md).")
+                       description="Every option left out takes the method's published default (docs/base-methods.md).")
     d.add_argument("--method", default="dm", help="distillation method: dc | dsa | dm | mtt (default: dm)")
     d.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist | mnist | cifar10 | cifar100 | svhn | "
                    "tinyimagenet | synthetic")

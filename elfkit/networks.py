@@ -1,8 +1,8 @@
-"""The evaluation and distillation networks of base-methods.md §7, built as staged modules.
+"""The evaluation and distillation networks of docs/base-methods.md §7, built as staged modules.
 
 Every network is ``stages`` (an ``nn.Sequential``) followed by ``classifier`` (the final ``nn.Linear``):
 ``embed(x) = flatten(stages(x))`` and ``forward(x) = classifier(embed(x))``. ``elf_split`` is the number of leading
-stages that form the ELF front (elf.md §5), or None when the network has no convolutional split point;
+stages that form the ELF front (docs/elf.md §5), or None when the network has no convolutional split point;
 ``elfkit.models.split`` cuts there. Flatten sizes are computed by formula from ``im_size`` (no dummy forward), so
 every network takes its real input size, also at 64² (the reference code assumes 32² for most of them).
 Flattening uses ``torch.flatten``/``nn.Flatten``, never ``.view``, so channels_last inputs work.
@@ -101,7 +101,7 @@ class AlexNet(StagedNet):
     """AlexNet of the DC code (no norm; AlexNetBN: BatchNorm2d after every conv).
 
     ELF split (not in the release; our choice): after the final MaxPool, i.e. the whole feature extractor, as for
-    ConvNet. This is the "last layer with 4×4 resolution" rule of elf.md §5: front output 192×4×4 at 1×28² / 3×32²,
+    ConvNet. This is the "last layer with 4×4 resolution" rule of docs/elf.md §5: front output 192×4×4 at 1×28² / 3×32²,
     matched by ConvNetW192 (depth 3, like the W512 feature model of ResNet/VGG); rear = flatten + Linear.
     """
 

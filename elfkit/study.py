@@ -1,4 +1,4 @@
-"""The empirical study's evaluation pools (elf.md §8): one-axis sweeps of the evaluation ConvNet, as registry names.
+"""The empirical study's evaluation pools (docs/elf.md §8): one-axis sweeps of the evaluation ConvNet, as registry names.
 
 Each axis varies one property of the distillation ConvNet (width 128, depth 3, ReLU, average pooling,
 instancenorm) and keeps the others; exactly one member of every axis is the distillation network itself.

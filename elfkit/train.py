@@ -70,7 +70,7 @@ def train_and_eval(
     batch_size: int = 256, dsa_strategy: str | None = None, loss_fn: Callable | None = None,
     test_batch: int = 256, progress: str = "off", desc: str = "train",
 ) -> dict:
-    """The evaluation protocol of base-methods.md §8: SGD(lr, momentum 0.9, wd 5e-4), E+1 epochs (0..E) over
+    """The evaluation protocol of docs/base-methods.md §8: SGD(lr, momentum 0.9, wd 5e-4), E+1 epochs (0..E) over
     shuffled minibatches, lr x0.1 after epoch E//2+1 with a rebuilt optimiser, DSA per batch (independent
     per-sample parameters), then one test pass. `loss_fn(model, x_aug, y, idx)` (a batch mean) replaces CE (ELF);
     on CPU a loss marked `decomposable` is accumulated over micro-batches. `g` drives shuffling and augmentation."""

@@ -1,4 +1,4 @@
-"""ZCA whitening for MTT (base-methods.md §6.4), equal to kornia's ZCAWhitening(eps=0.1) fitted on the whole
+"""ZCA whitening for MTT (docs/base-methods.md §6.4), equal to kornia's ZCAWhitening(eps=0.1) fitted on the whole
 training set: images in [0, 1] (no mean/std normalisation), T = U diag(1/sqrt(S + eps)) Uᵀ from the unbiased
 covariance, x ↦ (x − μ) T; the inverse x ↦ x T⁻¹ + μ brings ZCA-space synthetic images back for viewing."""
 from __future__ import annotations

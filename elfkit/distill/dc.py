@@ -1,5 +1,5 @@
 """DC — gradient matching (Zhao, Mopuri & Bilen, ICLR 2021), and DSA when `dsa=True` (Zhao & Bilen, ICML 2021):
-base-methods.md §2–3, with explicit seeds, any IPC (a documented loop rule) and checkpoint/resume."""
+docs/base-methods.md §2–3, with explicit seeds, any IPC (a documented loop rule) and checkpoint/resume."""
 from __future__ import annotations
 
 import warnings
@@ -112,7 +112,7 @@ def distill(
     the last — `inner` epochs of training the network on the detached set (DSA: with DSA, independent draws).
     `dsa=True` is DSA: Siamese augmentation inside matching. Deterministic from `seed`; resumable.
     `guidance(images, labels)` (clom.Guidance) is added to the loss of every outer step, on the whole
-    un-augmented set (ptm.md §3.1)."""
+    un-augmented set (docs/ptm.md §3.1)."""
     device = torch.device(device)
     method = "DSA" if dsa else "DC"
     if metric not in METRICS:

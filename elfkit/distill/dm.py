@@ -1,4 +1,4 @@
-"""DM — distribution matching (Zhao & Bilen, WACV 2023), faithful to base-methods.md §4, resumable."""
+"""DM — distribution matching (Zhao & Bilen, WACV 2023), faithful to docs/base-methods.md §4, resumable."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,7 +53,7 @@ def distill(
     real and synthetic images of that class, and takes one step on Σ_c ‖mean e(R_c) − mean e(S_c)‖².
     Deterministic from `seed`; with `checkpoint`, state is saved every `checkpoint_every` iterations and
     `resume=True` continues to the same final tensor as an uninterrupted run. `guidance(images, labels)`
-    (clom.Guidance) is added once per iteration on the whole un-augmented set (ptm.md §3.2)."""
+    (clom.Guidance) is added once per iteration on the whole un-augmented set (docs/ptm.md §3.2)."""
     device = torch.device(device)
     cpu = device.type == "cpu"
     strategy = dsa_strategy if dsa_strategy is not None else augment.strategy_for(data.name)

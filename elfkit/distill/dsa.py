@@ -1,4 +1,4 @@
-"""DSA — DC's gradient matching with differentiable Siamese augmentation (base-methods.md §3): the DC loop with one
+"""DSA — DC's gradient matching with differentiable Siamese augmentation (docs/base-methods.md §3): the DC loop with one
 shared augmentation draw per class inside matching and DSA in the inner loop; real initialisation (README)."""
 from __future__ import annotations
 

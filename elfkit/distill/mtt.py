@@ -1,4 +1,4 @@
-"""MTT — matching training trajectories (Cazenavette et al., CVPR 2022), base-methods.md §6, memory-bounded.
+"""MTT — matching training trajectories (Cazenavette et al., CVPR 2022), docs/base-methods.md §6, memory-bounded.
 
 The published code keeps the whole unrolled inner loop (syn_steps × batch_syn activations and their double-backward
 graphs). elfkit computes the same gradient by reverse-mode through the recursion θ_{k+1} = θ_k − η∇ℓ(θ_k; X_k):

@@ -1,5 +1,5 @@
 """02_distill: every distillation method × IPC of the profile on the distillation ConvNet, evaluated with each
-method's published protocol (base-methods.md §8) beside the published Fashion-MNIST numbers; random real as well."""
+method's published protocol (docs/base-methods.md §8) beside the published Fashion-MNIST numbers; random real as well."""
 from __future__ import annotations
 
 from ..results import Output

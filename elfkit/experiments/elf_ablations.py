@@ -1,4 +1,4 @@
-"""04_elf_ablations: ELF's knobs one at a time (elf.md §7) on the study set, each cell against the baseline (loss
+"""04_elf_ablations: ELF's knobs one at a time (docs/elf.md §7) on the study set, each cell against the baseline (loss
 `task`) of the same evaluation model with paired seeds: loss composition, feature loss, λ_front, λ_rear, the
 feature model's snapshot epoch and width, features of augmented images, features of the distillation ConvNet."""
 from __future__ import annotations
@@ -29,13 +29,13 @@ class Variant:
     lam_front: float = 1.0
     lam_rear: float = 1.0
     source: str = "wide"          # wide: the matching feature ConvNet (release); distill: the distillation ConvNet
-    on_augmented: bool = False    # features of the augmented batch (flagged deviation D2) instead of stored ones
+    on_augmented: bool = False    # features of the augmented batch (flagged deviation, decision D2) instead of stored ones
 
 
 def grid(p) -> list[tuple[str, str, str, Variant]]:
     """(ablation, variant label, ablation arch, Variant) for every cell of the profile's ablations, in table order.
     Feature width: the evaluation ConvNet has the feature model's width, since a split takes only features of its
-    own shape (no adapter, elf.md §5); each width gets its own baseline."""
+    own shape (no adapter, docs/elf.md §5); each width gets its own baseline."""
     from .. import elf
 
     cells = []

@@ -1,7 +1,7 @@
 """01_experts: the real-data models later notebooks need, trained once and cached under results/<profile>/runs/ —
 the ELF feature models (one ConvNet per split width of the cross-architecture table), the MTT expert
-trajectories (N experts × E epochs of the distillation network, base-methods.md §6.1) and the CLoM pools of
-pre-trained models on the target and on an out-of-domain source (ptm.md §5)."""
+trajectories (N experts × E epochs of the distillation network, docs/base-methods.md §6.1) and the CLoM pools of
+pre-trained models on the target and on an out-of-domain source (docs/ptm.md §5)."""
 from __future__ import annotations
 
 from ..results import Output

@@ -1,4 +1,4 @@
-"""05_inductive_bias: the empirical study (elf.md §8). (1) Distil with A, evaluate with B over a pool of
+"""05_inductive_bias: the empirical study (docs/elf.md §8). (1) Distil with A, evaluate with B over a pool of
 architectures (standard protocol): is the diagonal B = A best? (2) One-axis sweeps of the evaluation ConvNet
 (width, depth, activation, pooling, normalisation) on a set distilled with the default ConvNet, with the standard
 protocol and with ELF: does accuracy drop as B departs from the distillation network, and does ELF remove the drop?"""

@@ -1,4 +1,4 @@
-"""07_ptm_cross_arch: cross-architecture accuracy of sets distilled with and without CLoM (ptm.md §7 E7: the
+"""07_ptm_cross_arch: cross-architecture accuracy of sets distilled with and without CLoM (docs/ptm.md §7 E7: the
 full architecture pool, all members, the profile's PTM epoch), each evaluated with the standard protocol and with
 ELF — so the combination CLoM-distilled + ELF-evaluated sits beside both parts alone."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""06_ptm_options: which pre-trained-model options matter for CLoM (ptm.md §7 E2–E5) — the number of
+"""06_ptm_options: which pre-trained-model options matter for CLoM (docs/ptm.md §7 E2–E5) — the number of
 initialisations, the architecture pool, the PTMs' training epoch and the source domain — each against the
 same method without CLoM (same seed, iterations and evaluation). Pools come from 01_experts (cached)."""
 from __future__ import annotations
