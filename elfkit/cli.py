@@ -50,6 +50,8 @@ def cmd_distill(a) -> int:
     if wrong:
         raise ElfkitError(f"--{', --'.join(w.replace('_', '-') for w in wrong)} does not apply to {method}; "
                           f"see `elfkit distill --help`")
+    out = Path(a.out or f"{method.lower()}_{a.dataset}_ipc{a.ipc}_seed{a.seed}.safetensors")
+    _check_run_paths(a, out, kw.get("iterations"))
     ctx = _context("cli_distill", a.seed, a.device, a.progress)
     data = zca.load(a.dataset + ("+zca" if a.zca else ""), device=ctx.device)
     if a.clom:
@@ -62,7 +64,6 @@ def cmd_distill(a) -> int:
     t0 = time.perf_counter()
     syn = fn(data, ipc=a.ipc, arch=a.arch, seed=a.seed, device=ctx.device, checkpoint=a.checkpoint,
              checkpoint_every=a.checkpoint_every, resume=a.resume, progress=ctx.progress, **kw)
-    out = Path(a.out or f"{method.lower()}_{data.name}_ipc{a.ipc}_seed{a.seed}.safetensors")
     syn.save(out)
     print(f"wrote {out}")
     cfg = {k: v for k, v in vars(a).items() if k not in ("func", "progress", "out")}
@@ -70,6 +71,28 @@ def cmd_distill(a) -> int:
             for c in syn.meta.get("loss_curve", [])]
     _write_record(out.with_suffix(".json"), "distill", cfg, recs, ctx, time.perf_counter() - t0, data.source)
     return 0
+
+
+def _check_run_paths(a, out: Path, iterations: int | None) -> None:
+    """Before any compute: the output can be written, and a checkpoint request will actually checkpoint."""
+    import os
+
+    if out.is_dir():
+        raise ElfkitError(f"--out {out} is a folder; give a file name such as {out / 'set.safetensors'}")
+    folder = out.parent if str(out.parent) else Path(".")
+    if folder.exists() and not os.access(folder, os.W_OK):
+        raise ElfkitError(f"cannot write into {folder} (--out); choose a writable folder")
+    if a.resume and not a.checkpoint:
+        raise ElfkitError("--resume needs --checkpoint FILE (the checkpoint to continue from)")
+    if a.checkpoint_every is None:
+        a.checkpoint_every = min(500, iterations) if iterations else 500
+    if a.checkpoint:
+        if a.checkpoint_every < 1:
+            raise ElfkitError(f"--checkpoint-every must be >= 1 (got {a.checkpoint_every}); no checkpoint would be "
+                              "written")
+        if iterations is not None and a.checkpoint_every > iterations:
+            raise ElfkitError(f"--checkpoint-every {a.checkpoint_every} exceeds --iterations {iterations}; no "
+                              "checkpoint would be written")
 
 
 _CLOM_NAMES = {"ce": "ce_code", "ce_code": "ce_code", "ce-ratio": "ce_ratio", "ce_ratio": "ce_ratio", "cos": "cos"}
@@ -251,7 +274,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--zca", action="store_true", help="MTT: distil in ZCA space (kornia eps 0.1; experts must be "
                    "trained with --zca too; the set's dataset becomes '<name>+zca')")
     d.add_argument("--checkpoint", help="checkpoint file (safetensors); with --resume, continue from it")
-    d.add_argument("--checkpoint-every", type=int, default=500, help="iterations between checkpoints")
+    d.add_argument("--checkpoint-every", type=int,
+                   help="iterations between checkpoints (default: 500, or --iterations when that is smaller)")
     d.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     d.add_argument("--out", help="output .safetensors path (default: <method>_<dataset>_ipc<N>_seed<S>.safetensors)")
     common(d)

@@ -64,12 +64,12 @@ class Trajectory:
         return sorted(int(p.stem.split("_")[1]) for p in self.folder.glob("epoch_*.safetensors"))
 
     def state(self, epoch: int) -> dict[str, torch.Tensor]:
-        from safetensors.torch import load_file
+        from .safefile import load_tensors
 
         p = self.folder / f"epoch_{epoch:04d}.safetensors"
         if not p.is_file():
             raise ElfkitError(f"no snapshot for epoch {epoch} in {self.folder} (have {self.epochs()})")
-        return load_file(str(p))
+        return load_tensors(p, "snapshot", f"delete {self.folder} to retrain this trajectory")[0]
 
     def model(self, epoch: int, channel: int, num_classes: int, im_size, device="cpu") -> torch.nn.Module:
         """The network with the snapshot's weights, in eval mode."""
@@ -89,16 +89,10 @@ def folder_for(root: Path, cfg: dict) -> Path:
 
 
 def _save(path: Path, tensors: dict, meta: dict) -> None:
-    import os
-    import tempfile
+    """Atomic and checksummed (elfkit.safefile): a killed run never leaves half a snapshot."""
+    from .safefile import save_tensors
 
-    from safetensors.torch import save_file
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
-              metadata={k: json.dumps(v) for k, v in meta.items()})
-    os.replace(tmp, path)
+    save_tensors(path, tensors, {k: json.dumps(v) for k, v in meta.items()})
 
 
 def train(
@@ -130,11 +124,10 @@ def train(
     state_file = folder / "resume.safetensors"
     start = 0
     if state_file.is_file():
-        from safetensors import safe_open
+        from .safefile import load_tensors
 
-        with safe_open(str(state_file), framework="pt") as f:
-            meta = {k: json.loads(v) for k, v in f.metadata().items()}
-            t = {k: f.get_tensor(k) for k in f.keys()}
+        t, raw = load_tensors(state_file, "resume state", f"delete {state_file} to restart this trajectory")
+        meta = {k: json.loads(v) for k, v in raw.items()}
         start, lr, traj.test_acc = meta["epoch"], meta["lr"], {int(k): v for k, v in meta["test_acc"].items()}
         net.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("net.")})
         opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=rec.momentum, weight_decay=rec.weight_decay)

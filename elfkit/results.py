@@ -4,8 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,19 +33,14 @@ def file_sha256(path: Path) -> str:
 
 
 def atomic_write_json(path: Path, obj) -> Path:
-    """Write to a temporary file in the same folder, then os.replace: readers never see half a file."""
+    """Write to a temporary sibling, then rename: readers never see half a file (elfkit.safefile)."""
+    from .safefile import atomic
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
+    with atomic(path) as tmp:
+        with open(tmp, "w") as f:
             json.dump(obj, f, indent=1, sort_keys=False, default=str)
             f.write("\n")
-        os.chmod(tmp, 0o644)   # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

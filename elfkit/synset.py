@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,22 +31,11 @@ class SynSet:
         return int(torch.bincount(self.labels).max())
 
     def save(self, path: str | Path) -> Path:
-        """Atomic write (temporary file, then os.replace) of a .safetensors file with the metadata as JSON."""
-        from safetensors.torch import save_file
+        """Atomic write of a .safetensors file with the metadata as JSON and the tensors' SHA-256 (elfkit.safefile)."""
+        from .safefile import save_tensors
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({"images": self.images.detach().cpu().contiguous(), "labels": self.labels.cpu().contiguous()},
-                      tmp, metadata={"elfkit_meta": json.dumps(self.meta, sort_keys=True, default=str)})
-            os.chmod(tmp, 0o644)   # mkstemp creates 0600; results are meant to be shared
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return save_tensors(path, {"images": self.images, "labels": self.labels},
+                            {"elfkit_meta": json.dumps(self.meta, sort_keys=True, default=str)})
 
 
 @dataclass(frozen=True)
@@ -83,22 +70,17 @@ def read_arrays(path: str | Path) -> SynSetArrays:
 
 
 def load(path: str | Path) -> SynSet:
-    """Load an elfkit .safetensors SynSet (never unpickles). A corrupt file raises one clear error."""
-    from safetensors import safe_open
+    """Load an elfkit .safetensors SynSet (never unpickles). A corrupt, truncated or bit-flipped file raises one
+    clear error."""
+    from .safefile import load_tensors
 
     path = Path(path)
     if not path.is_file():
         raise ElfkitError(f"no synthetic set at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("elfkit_meta", "{}"))
-            images, labels = f.get_tensor("images"), f.get_tensor("labels")
-    except ElfkitError:
-        raise
-    except Exception as e:
-        raise ElfkitError(f"{path} is not a readable SynSet ({type(e).__name__}: {str(e)[:100]}); "
-                          "re-run the distillation that produced it") from None
-    return SynSet(images.float(), labels.long(), meta)
+    t, meta = load_tensors(path, "synthetic set", "re-run the distillation that produced it")
+    if set(t) != {"images", "labels"}:
+        raise ElfkitError(f"{path} is not an elfkit SynSet (tensors {sorted(t)}); load_foreign() reads other sets")
+    return SynSet(t["images"].float(), t["labels"].long(), json.loads(meta.get("elfkit_meta", "{}")))
 
 
 def load_foreign(images_path: str | Path, labels_path: str | Path, **meta) -> SynSet:

@@ -158,7 +158,7 @@ def test_corrupt_safetensors(tmp_path, capsys):
     bad.write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8,
                                   generator=torch.Generator().manual_seed(0)).numpy().tobytes())
     rc, _, err = run(["evaluate", bad, *FAST_EVAL, "--out", tmp_path / "e.json"], capsys)
-    assert_clean_error(rc, err, "not a readable SynSet")
+    assert_clean_error(rc, err, "unreadable or truncated")
     assert not (tmp_path / "e.json").exists()
 
 
@@ -256,3 +256,27 @@ def test_pretrain_then_distill_with_clom(tmp_path, capsys):
     assert_clean_error(rc, err, "no ConvNetW32 PTM snapshot at epoch 9")
     rc, _, err = run([*base, "--clom", "ce"], capsys)
     assert_clean_error(rc, err, "--pool DIR")
+
+
+# --- run paths are checked before any compute -----------------------------------------------------------------------
+@pytest.mark.parametrize("extra, needle", [
+    (["--checkpoint-every", "0", "--checkpoint", "{tmp}/c.ckpt"], "--checkpoint-every must be >= 1"),
+    (["--checkpoint-every", "99", "--checkpoint", "{tmp}/c.ckpt"], "exceeds --iterations"),
+    (["--resume"], "--resume needs --checkpoint"),
+    (["--out", "{tmp}"], "is a folder"),
+])
+def test_distill_refuses_settings_that_would_lose_work(extra, needle, tmp_path, capsys, monkeypatch):
+    import elfkit.zca
+
+    monkeypatch.setattr(elfkit.zca, "load", lambda *a, **k: pytest.fail("computed before checking its paths"))
+    rc, _, err = run(["distill", *FAST_DISTILL, *[x.format(tmp=tmp_path) for x in extra]], capsys)
+    assert_clean_error(rc, err, needle)
+
+
+def test_distill_without_resume_keeps_an_existing_checkpoint(tmp_path, capsys):
+    ckpt = tmp_path / "c.ckpt"
+    assert run(["distill", *FAST_DISTILL, "--checkpoint", ckpt, "--out", tmp_path / "a.safetensors"], capsys)[0] == 0
+    before = ckpt.read_bytes()
+    rc, _, err = run(["distill", *FAST_DISTILL, "--checkpoint", ckpt, "--out", tmp_path / "b.safetensors"], capsys)
+    assert_clean_error(rc, err, "already exists", "--resume")
+    assert ckpt.read_bytes() == before and not (tmp_path / "b.safetensors").exists()

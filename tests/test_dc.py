@@ -173,9 +173,13 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(toy, tmp_path):
     ckpt = tmp_path / "dc.ckpt"
     _run(toy, checkpoint=ckpt, checkpoint_every=2)
     before = ckpt.read_bytes()
-    with pytest.raises(DivergenceError, match="lower lr_img"):
+    with pytest.raises(ElfkitError, match="already exists; pass resume=True"):   # never overwritten silently
         _run(toy, checkpoint=ckpt, checkpoint_every=2, resume=False, lr_img=1e38, iterations=6)
     assert ckpt.read_bytes() == before
+    fresh = tmp_path / "fresh.ckpt"
+    with pytest.raises(DivergenceError, match="lower lr_img.*No checkpoint was written yet"):
+        _run(toy, checkpoint=fresh, checkpoint_every=2, lr_img=1e38, iterations=6)
+    assert not fresh.exists()
 
 
 def test_bn_model_noise_init_and_unsupported_settings(toy):

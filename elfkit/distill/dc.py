@@ -134,7 +134,8 @@ def distill(
     images = state.init_images(data, ipc, init, g).to(device).requires_grad_(True)
     y_syn = state.hard_labels(C, ipc, device)
     opt = torch.optim.SGD([images], lr=lr_img, momentum=momentum)
-    ckpt, start, curve = state.restore(checkpoint, resume, fp, method, g, {"images": (images, opt, "momentum")})
+    ckpt, start, curve = state.restore(checkpoint, resume, fp, method, g, {"images": (images, opt, "momentum")},
+                                       guidance=guidance)
     probe = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size)
     bn = models.has_batchnorm(probe)
     with log.Progress(iterations, f"{method} ipc{ipc} {arch}", progress) as bar:
@@ -172,13 +173,14 @@ def distill(
                         opt_net.step()
             if it % curve_every == 0 or it == iterations - 1:
                 val = float(total) / outer
-                state.check_finite(method, it, val, images, f"lower lr_img (now {lr_img})", ckpt)
+                state.check_finite(method, it, val, images, f"lower lr_img (now {lr_img})", ckpt,
+                                   first_loss=curve[0][1] if curve else None)
                 curve.append([it, val])
                 bar.update(it + 1 - bar.n, loss=val)
             if ckpt is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
                 state.check_finite(method, it, float(total), images, f"lower lr_img (now {lr_img})", ckpt)
                 state.save(ckpt, it + 1, {"images": images, "rng": g.get_state(),
-                                          "momentum": state.momentum_of(opt, images)}, fp, curve)
+                                          "momentum": state.momentum_of(opt, images)}, fp, curve, guidance=guidance)
         bar.update(iterations - bar.n)
     meta = {**cfg, "loss_curve": curve, "mean": data.spec.mean, "std": data.spec.std,
             "class_names": list(data.class_names)}

@@ -71,7 +71,8 @@ def distill(
     images = init_real(data, ipc, g).to(device).requires_grad_(True)
     y_syn = state.hard_labels(C, ipc, device)
     opt = torch.optim.SGD([images], lr=lr_img, momentum=momentum)
-    ckpt, start, curve = state.restore(checkpoint, resume, fp, "DM", g, {"images": (images, opt, "momentum")})
+    ckpt, start, curve = state.restore(checkpoint, resume, fp, "DM", g, {"images": (images, opt, "momentum")},
+                                       guidance=guidance)
     probe = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size)
     bn = models.has_batchnorm(probe)
     with log.Progress(iterations, f"DM ipc{ipc} {arch}", progress) as bar:
@@ -96,13 +97,14 @@ def distill(
             opt.step()
             if it % curve_every == 0 or it == iterations - 1:
                 val = float(loss.detach())
-                state.check_finite("DM", it, val, images, f"lower lr_img (now {lr_img})", ckpt)
+                state.check_finite("DM", it, val, images, f"lower lr_img (now {lr_img})", ckpt,
+                                   first_loss=curve[0][1] if curve else None)
                 curve.append([it, val])
                 bar.update(it + 1 - bar.n, loss=val)
             if ckpt is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
                 state.check_finite("DM", it, 0.0, images, f"lower lr_img (now {lr_img})", ckpt)
                 state.save(ckpt, it + 1, {"images": images, "rng": g.get_state(),
-                                          "momentum": state.momentum_of(opt, images)}, fp, curve)
+                                          "momentum": state.momentum_of(opt, images)}, fp, curve, guidance=guidance)
         bar.update(iterations - bar.n)
     # no wall time in the metadata: the saved file must be byte-identical across runs of the same config
     meta = {**cfg, "loss_curve": curve,

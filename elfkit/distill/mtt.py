@@ -106,7 +106,9 @@ def _params_of(traj, epoch: int, shapes: dict, device):
 
 
 def _kept(ckpt) -> str:
-    return f" The last good checkpoint is kept at {ckpt} (resume=True continues from it)." if ckpt else ""
+    if ckpt is not None and ckpt.is_file():
+        return f" The last good checkpoint is kept at {ckpt} (resume=True continues from it)."
+    return " No checkpoint was written yet."
 
 
 def distill(
@@ -151,7 +153,8 @@ def distill(
     opt_img = torch.optim.SGD([images], lr=lr_img, momentum=momentum)
     opt_lr = torch.optim.SGD([syn_lr], lr=lr_lr, momentum=momentum)
     ckpt, start, curve = state.restore(checkpoint, resume, fp, "MTT", g, {"images": (images, opt_img, "mom_img"),
-                                                                        "syn_lr": (syn_lr, opt_lr, "mom_lr")})
+                                                                        "syn_lr": (syn_lr, opt_lr, "mom_lr")},
+                                       guidance=guidance)
     net = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size).to(device).train()
     shapes = {k: tuple(v.shape) for k, v in net.named_parameters()}
     names = list(shapes)
@@ -170,7 +173,8 @@ def distill(
             opt_img.step()
             opt_lr.step()
             val = float(loss)
-            state.check_finite("MTT", it, val, images, f"lower lr_img (now {lr_img}) or syn_steps", ckpt)
+            state.check_finite("MTT", it, val, images, f"lower lr_img (now {lr_img}) or syn_steps", ckpt,
+                                   first_loss=curve[0][1] if curve else None)
             if not float(syn_lr.detach()) > 0:       # a non-positive step size cannot train an evaluation model
                 raise DivergenceError(f"MTT: the learned step size became {float(syn_lr.detach()):.3g} at iteration "
                                       f"{it}; lower lr_lr (now {lr_lr}).{_kept(ckpt)}")
@@ -180,7 +184,8 @@ def distill(
             if ckpt is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
                 state.save(ckpt, it + 1, {"images": images, "syn_lr": syn_lr.detach().reshape(()),
                                           "mom_img": state.momentum_of(opt_img, images),
-                                          "mom_lr": state.momentum_of(opt_lr, syn_lr), "rng": g.get_state()}, fp, curve)
+                                          "mom_lr": state.momentum_of(opt_lr, syn_lr), "rng": g.get_state()}, fp, curve,
+                           guidance=guidance)
         bar.update(iterations - bar.n)
     meta = {**cfg, "loss_curve": curve, "syn_lr": float(syn_lr.detach()), "mean": data.spec.mean, "std": data.spec.std,
             "class_names": list(data.class_names)}
