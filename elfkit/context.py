@@ -27,6 +27,8 @@ class Context:
     started_utc: str = ""
     t0: float = field(default_factory=time.perf_counter)
     resolved: object = field(default=None, repr=False)   # the torch.device, once activated
+    staging: object = field(default=None, repr=False)    # while recomputing: the folder results are written to
+
 
     @property
     def device(self):
@@ -45,7 +47,8 @@ class Context:
 
     @property
     def results_dir(self):
-        return paths.results_dir(self.profile.name, self.experiment)
+        """results/<profile>/<experiment>; while results.cached recomputes, its staging folder (swapped in whole)."""
+        return self.staging or paths.results_dir(self.profile.name, self.experiment)
 
     @property
     def figures_dir(self):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,12 @@ def config_hash(config: dict) -> str:
 
 def records_sha256(records: list[dict]) -> str:
     return "sha256:" + hashlib.sha256(_canonical(records)).hexdigest()
+
+
+def doc_sha256(doc: dict) -> str:
+    """Covers everything a records file says (config, provenance, artefact hashes, records), so an edit anywhere
+    in it is caught on replay."""
+    return "sha256:" + hashlib.sha256(_canonical({k: v for k, v in doc.items() if k != "sha256"})).hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -96,6 +104,9 @@ def load(path: Path, expected_config: dict | None = None) -> Results:
         raise ElfkitError(f"{path} is not a readable results file ({e}); rerun with recompute=True") from None
     if doc.get("schema") != SCHEMA:
         raise ElfkitError(f"{path}: schema {doc.get('schema')} is not {SCHEMA}; rerun with recompute=True")
+    if doc.get("sha256") != doc_sha256(doc):
+        raise ElfkitError(f"{path}: its content does not match its sha256 (hand-edited or corrupt); "
+                          "rerun with recompute=True")
     if records_sha256(doc["records"]) != doc.get("records_sha256"):
         raise ElfkitError(f"{path}: records do not match records_sha256 (hand-edited or corrupt); "
                           "rerun with recompute=True")
@@ -112,9 +123,39 @@ def load(path: Path, expected_config: dict | None = None) -> Results:
                    doc["records"], doc.get("artefacts", {}))
 
 
+def _recover(final: Path) -> None:
+    """Finish or undo a swap that a kill interrupted (see _swap): the old results stay replayable."""
+    old = final.with_name(f".{final.name}.old")
+    if not old.is_dir():
+        return
+    if (final / RECORDS_FILE).is_file():
+        shutil.rmtree(old)
+    else:
+        if final.is_dir():
+            shutil.rmtree(final)
+        os.replace(old, final)
+
+
+def _swap(stage: Path, final: Path) -> None:
+    """Replace results/<profile>/<experiment> by the staged folder as one unit: the records file and the artefacts
+    it hashes never mix two runs. Files of the old folder that the new run did not write are carried over."""
+    old = final.with_name(f".{final.name}.old")
+    if final.is_dir():
+        for f in final.iterdir():
+            if not (stage / f.name).exists() and f.is_file():
+                shutil.copy2(f, stage / f.name)
+        os.replace(final, old)
+    os.replace(stage, final)
+    if old.is_dir():
+        shutil.rmtree(old)
+
+
 def cached(ctx: Context, fn: Callable[[Context], Output], recompute: bool = False) -> Results:
-    """Replay results/<profile>/<experiment>/records.json, or (recompute=True) run fn(ctx) and write it atomically."""
-    path = ctx.results_dir / RECORDS_FILE
+    """Replay results/<profile>/<experiment>/records.json, or (recompute=True) run fn(ctx) into a staging folder
+    and swap it in whole: a killed recompute leaves the previous results intact and replayable."""
+    final = ctx.results_dir
+    _recover(final)
+    path = final / RECORDS_FILE
     config = ctx.config()
     if not recompute:
         if not path.is_file():
@@ -130,17 +171,27 @@ def cached(ctx: Context, fn: Callable[[Context], Output], recompute: bool = Fals
     from .context import describe_device
 
     print(f"recomputing on {describe_device(ctx.activate())}")
+    stage = final.with_name(f".{final.name}.staging")
+    shutil.rmtree(stage, ignore_errors=True)    # a killed earlier recompute's partial output
+    stage.mkdir(parents=True)
     t0 = time.perf_counter()
-    out = fn(ctx)
-    _check_finite(out.records)
-    doc = {
-        "schema": SCHEMA, "experiment": ctx.experiment, "profile": ctx.profile.name, "config": config,
-        "config_hash": config_hash(config), "records_sha256": records_sha256(out.records),
-        "provenance": provenance(ctx, time.perf_counter() - t0, out.data_source),
-        "artefacts": {a: file_sha256(ctx.results_dir / a) for a in out.artefacts},
-        "records": out.records,
-    }
-    atomic_write_json(path, doc)
+    ctx.staging = stage
+    try:
+        out = fn(ctx)
+        _check_finite(out.records)
+        doc = {
+            "schema": SCHEMA, "experiment": ctx.experiment, "profile": ctx.profile.name, "config": config,
+            "config_hash": config_hash(config), "records_sha256": records_sha256(out.records),
+            "provenance": provenance(ctx, time.perf_counter() - t0, out.data_source),
+            "artefacts": {a: file_sha256(stage / a) for a in out.artefacts},
+            "records": out.records,
+        }
+        doc["sha256"] = doc_sha256(doc)
+        atomic_write_json(stage / RECORDS_FILE, doc)
+        _swap(stage, final)
+    finally:
+        ctx.staging = None
+        shutil.rmtree(stage, ignore_errors=True)
     res = load(path, expected_config=config)
     print(res.describe())
     return res

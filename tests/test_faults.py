@@ -161,3 +161,52 @@ def test_an_existing_checkpoint_is_not_overwritten_without_resume(toy, tmp_path)
         dm.distill(toy, ipc=1, arch="ConvNetW32", iterations=2, batch_real=4, lr_img=0.5, checkpoint=ckpt,
                    checkpoint_every=2)
     assert ckpt.read_bytes() == before
+
+
+def _experiment_with_artefact(value: float, die: bool = False):
+    def fn(ctx):
+        (ctx.results_dir / "art.txt").write_text(f"artefact {value}")
+        if die:
+            raise KeyboardInterrupt          # killed after writing the new artefact, before its records
+        return results.Output([{"metric": "test_acc", "value": value}], artefacts=["art.txt"])
+    return fn
+
+
+def test_a_killed_recompute_leaves_the_previous_results_replayable(capsys):
+    from elfkit import start
+
+    ctx = start("00_test", "smoke", quiet=True, device="cpu")
+    results.cached(ctx, _experiment_with_artefact(1.0), recompute=True)
+    with pytest.raises(KeyboardInterrupt):
+        results.cached(ctx, _experiment_with_artefact(2.0, die=True), recompute=True)
+    res = results.cached(ctx, _experiment_with_artefact(9.0), recompute=False)    # replay: the old pair, intact
+    assert res.records[0]["value"] == 1.0 and res.artefact("art.txt").read_text() == "artefact 1.0"
+    assert sorted(p.name for p in ctx.results_dir.parent.iterdir()) == ["00_test"]   # no staging folder left
+    res = results.cached(ctx, _experiment_with_artefact(3.0), recompute=True)
+    assert res.records[0]["value"] == 3.0 and res.artefact("art.txt").read_text() == "artefact 3.0"
+
+
+def test_a_swap_interrupted_between_its_renames_is_undone(capsys):
+    from elfkit import start
+
+    ctx = start("00_test", "smoke", quiet=True, device="cpu")
+    results.cached(ctx, _experiment_with_artefact(1.0), recompute=True)
+    final = ctx.results_dir
+    final.rename(final.with_name(".00_test.old"))          # the kill came right after the first rename
+    res = results.cached(ctx, _experiment_with_artefact(9.0), recompute=False)
+    assert res.records[0]["value"] == 1.0
+
+
+@pytest.mark.parametrize("field, edit", [("provenance", {"git_sha": "0" * 40}), ("config", {"seed": 7})])
+def test_an_edited_records_file_does_not_replay(field, edit, capsys):
+    import json
+
+    from elfkit import start
+
+    ctx = start("00_test", "smoke", quiet=True, device="cpu")
+    res = results.cached(ctx, _experiment_with_artefact(1.0), recompute=True)
+    doc = json.loads(res.path.read_text())
+    doc[field].update(edit)
+    res.path.write_text(json.dumps(doc))
+    with pytest.raises(ElfkitError, match="does not match its sha256"):
+        results.cached(ctx, _experiment_with_artefact(1.0), recompute=False)

@@ -104,6 +104,10 @@ def test_hand_edited_record_is_detected(written):
     doc = json.loads(path.read_text())
     doc["records"][0]["value"] = 0.99
     path.write_text(json.dumps(doc, indent=1))
+    with pytest.raises(ElfkitError, match="does not match its sha256"):
+        results.cached(ctx, make_fn(), recompute=False)
+    doc["sha256"] = results.doc_sha256(doc)       # a consistent forgery of the outer hash still fails inside
+    path.write_text(json.dumps(doc, indent=1))
     with pytest.raises(ElfkitError, match="records_sha256"):
         results.cached(ctx, make_fn(), recompute=False)
 
