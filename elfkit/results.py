@@ -173,7 +173,12 @@ def cached(ctx: Context, fn: Callable[[Context], Output], recompute: bool = Fals
     print(f"recomputing on {describe_device(ctx.activate())}")
     stage = final.with_name(f".{final.name}.staging")
     shutil.rmtree(stage, ignore_errors=True)    # a killed earlier recompute's partial output
-    stage.mkdir(parents=True)
+    try:
+        stage.mkdir(parents=True)
+    except OSError as e:
+        from .safefile import write_error
+
+        raise write_error(stage, e) from None
     t0 = time.perf_counter()
     ctx.staging = stage
     try:
