@@ -28,6 +28,31 @@ def _write_record(path: Path, kind: str, config: dict, records: list, ctx, wall:
     print(f"wrote {path}")
 
 
+def _number(kind, low: float, inclusive: bool = True):
+    """An argparse type: `kind` (int or float) at least `low` (or above it), so a bad value stops before any work."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if v < low or (v == low and not inclusive) or v != v:
+            raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {low:g}, got {text}")
+        return v
+
+    parse.__name__ = kind.__name__   # argparse names the type in its messages
+    return parse
+
+
+COUNT, SIZE, RATE, WEIGHT = _number(int, 1), _number(int, 0), _number(float, 0, False), _number(float, 0)
+
+
+class _Parser(argparse.ArgumentParser):
+    """One-line usage errors that point to --help (argparse prints the whole usage block first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 # CLI option -> keyword of the distill functions; an option a method does not take is an error, not ignored
 _DISTILL_OPTIONS = ("iterations", "batch_real", "lr_img", "metric", "init", "loops", "syn_steps", "expert_epochs",
                     "max_start_epoch", "lr_lr", "lr_teacher", "batch_syn")
@@ -106,9 +131,11 @@ def _guidance(a, target, ctx):
         raise ElfkitError(f"--clom {a.clom!r}: choose ce (= ce_code, the released code), ce-ratio or cos")
     if not a.pool:
         raise ElfkitError("--clom needs --pool DIR with pre-trained models (elfkit pretrain --root DIR)")
+    if not Path(a.pool).is_dir():
+        raise ElfkitError(f"--pool {a.pool}: no such folder; build a pool with `elfkit pretrain --root {a.pool}`")
     source = ptm.source_data(a.source or target.name, device=ctx.device)
     archs = a.pool_archs or ["ConvNet"]
-    pools = {arch: experts.load_pool(a.pool, arch, source) for arch in archs}
+    pools = {arch: experts.load_pool(a.pool, arch, source, make="pretrain") for arch in archs}
     return ptm.guidance(pools, source=source, target=target, epoch=a.ptm_epoch, alphas=a.alphas,
                         distance=_CLOM_NAMES[a.clom], model_num=a.model_num, batch=a.clom_batch, seed=a.seed,
                         device=ctx.device)
@@ -145,8 +172,13 @@ def cmd_evaluate(a) -> int:
     from .evaluate import evaluate_synset
     from .synset import load, load_foreign
 
-    ctx = _context("cli_evaluate", a.seed, a.device, a.progress)
     path = Path(a.synset)
+    out = Path(a.out) if a.out else Path.cwd() / f"{path.stem}.eval.json"   # never beside the input (e.g. results/)
+    if out.is_dir():
+        raise ElfkitError(f"--out {out} is a folder; give a file name such as {out / 'eval.json'}")
+    if out.exists() and not a.force:
+        raise ElfkitError(f"{out} exists; pass --force to overwrite it or --out to write elsewhere")
+    ctx = _context("cli_evaluate", a.seed, a.device, a.progress)
     if path.suffix == ".pt":
         labels = Path(a.labels) if a.labels else path.with_name(path.name.replace("images", "labels"))
         syn = load_foreign(path, labels)
@@ -175,9 +207,8 @@ def cmd_evaluate(a) -> int:
     from .tables import mean_std, pivot_pm
 
     print(pivot_pm(mean_std(pd.DataFrame(recs), ["method", "eval_arch"]), "method", "eval_arch").to_string())
-    cfg = {k: v for k, v in vars(a).items() if k not in ("func", "progress", "out")}
-    _write_record(Path(a.out or path.with_suffix(".eval.json")), "evaluate", cfg, recs, ctx,
-                  time.perf_counter() - t0, data.source)
+    cfg = {k: v for k, v in vars(a).items() if k not in ("func", "progress", "out", "force")}
+    _write_record(out, "evaluate", cfg, recs, ctx, time.perf_counter() - t0, data.source)
     return 0
 
 
@@ -230,11 +261,11 @@ def cmd_list_models(a) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="elfkit", description="Dataset distillation companion for ELF and CLoM.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="elfkit", description="Dataset distillation companion for ELF and CLoM.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def common(sp, progress=True):
-        sp.add_argument("--seed", type=int, default=0, help="base seed (evaluation model i uses seed+i)")
+        sp.add_argument("--seed", type=SIZE, default=0, help="base seed (evaluation model i uses seed+i)")
         sp.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
         if progress:
             sp.add_argument("--progress", default="auto", choices=["auto", "bar", "rows", "off"],
@@ -245,32 +276,32 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--method", default="dm", help="distillation method: dc | dsa | dm | mtt (default: dm)")
     d.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist | mnist | cifar10 | cifar100 | svhn | "
                    "tinyimagenet | synthetic")
-    d.add_argument("--ipc", type=int, default=10, help="images per class")
+    d.add_argument("--ipc", type=COUNT, default=10, help="images per class")
     d.add_argument("--arch", default="ConvNet", help="distillation network (see `elfkit list-models`)")
-    d.add_argument("--iterations", type=int, help="outer iterations (published: DC/DSA 1000, DM 20000, MTT 5000)")
-    d.add_argument("--batch-real", type=int, help="DC/DSA/DM: real images per class per step (published: 256)")
-    d.add_argument("--lr-img", type=float, help="SGD lr on the pixels, momentum 0.5 (DC/DSA 0.1, DM 1, MTT 1000)")
+    d.add_argument("--iterations", type=COUNT, help="outer iterations (published: DC/DSA 1000, DM 20000, MTT 5000)")
+    d.add_argument("--batch-real", type=COUNT, help="DC/DSA/DM: real images per class per step (published: 256)")
+    d.add_argument("--lr-img", type=RATE, help="SGD lr on the pixels, momentum 0.5 (DC/DSA 0.1, DM 1, MTT 1000)")
     d.add_argument("--metric", choices=["ours", "mse", "cos"], help="DC/DSA gradient distance (default: ours)")
     d.add_argument("--init", choices=["real", "noise"], help="DC/DSA initialisation (DC: noise, DSA: real)")
-    d.add_argument("--loops", type=int, nargs=2, metavar=("OUTER", "INNER"),
+    d.add_argument("--loops", type=COUNT, nargs=2, metavar=("OUTER", "INNER"),
                    help="DC/DSA loop counts (default: the published table; other IPCs take the nearest row)")
     d.add_argument("--experts", help="MTT: folder of expert trajectories (elfkit train-experts --root)")
-    d.add_argument("--syn-steps", type=int, help="MTT: unrolled student steps (published: 20)")
-    d.add_argument("--expert-epochs", type=int, help="MTT: target epochs ahead of the start (default: 2)")
-    d.add_argument("--max-start-epoch", type=int, help="MTT: start epoch uniform below this (default: 20)")
-    d.add_argument("--lr-lr", type=float, help="MTT: lr of the learnable step size (published: 1e-5)")
-    d.add_argument("--lr-teacher", type=float, help="MTT: initial step size = the experts' lr (0.01)")
-    d.add_argument("--batch-syn", type=int, help="MTT: synthetic images per unrolled step (default: all)")
+    d.add_argument("--syn-steps", type=COUNT, help="MTT: unrolled student steps (published: 20)")
+    d.add_argument("--expert-epochs", type=COUNT, help="MTT: target epochs ahead of the start (default: 2)")
+    d.add_argument("--max-start-epoch", type=COUNT, help="MTT: start epoch uniform below this (default: 20)")
+    d.add_argument("--lr-lr", type=WEIGHT, help="MTT: lr of the learnable step size (published: 1e-5)")
+    d.add_argument("--lr-teacher", type=RATE, help="MTT: initial step size = the experts' lr (0.01)")
+    d.add_argument("--batch-syn", type=COUNT, help="MTT: synthetic images per unrolled step (default: all)")
     d.add_argument("--clom", help="add CLoM guidance: ce (the released code's CE), ce-ratio (the readme's ratio) or "
                    "cos (contrastive cosine, for PTMs from another domain)")
     d.add_argument("--pool", help="CLoM: folder of pre-trained models (elfkit pretrain --root)")
     d.add_argument("--pool-archs", nargs="+", help="CLoM: architectures of the pool (default: ConvNet)")
     d.add_argument("--source", help="CLoM: the PTMs' training dataset (default: the target dataset)")
-    d.add_argument("--alphas", type=float, nargs="+", default=[100.0],
+    d.add_argument("--alphas", type=WEIGHT, nargs="+", default=[100.0],
                    help="CLoM weight, one or one per --pool-archs (Fashion-MNIST table: 100)")
-    d.add_argument("--ptm-epoch", type=int, default=150, help="CLoM: PTM snapshot epoch (default 150)")
-    d.add_argument("--model-num", type=int, help="CLoM: members per architecture (default: all in --pool)")
-    d.add_argument("--clom-batch", type=int, default=8196, help="CLoM cos/ce-ratio: real images per call (8196)")
+    d.add_argument("--ptm-epoch", type=SIZE, default=150, help="CLoM: PTM snapshot epoch (default 150)")
+    d.add_argument("--model-num", type=COUNT, help="CLoM: members per architecture (default: all in --pool)")
+    d.add_argument("--clom-batch", type=COUNT, default=8196, help="CLoM cos/ce-ratio: real images per call (8196)")
     d.add_argument("--zca", action="store_true", help="MTT: distil in ZCA space (kornia eps 0.1; experts must be "
                    "trained with --zca too; the set's dataset becomes '<name>+zca')")
     d.add_argument("--checkpoint", help="checkpoint file (safetensors); with --resume, continue from it")
@@ -285,9 +316,9 @@ def parser() -> argparse.ArgumentParser:
                         "0.01/0.9/wd 5e-3, milestones 50/100, no augmentation, a snapshot every epoch; resumable")
     pt.add_argument("--source", default="fashion_mnist", help="source dataset (mnist_5k: offline MNIST subset)")
     pt.add_argument("--archs", nargs="+", default=["ConvNet"], help="architectures (see `elfkit list-models`)")
-    pt.add_argument("--model-num", type=int, default=10, help="members per architecture, each with its own seed")
-    pt.add_argument("--epochs", type=int, default=150, help="training epochs (published: 150)")
-    pt.add_argument("--per-class", type=int, default=0, help="source images per class (0 = all)")
+    pt.add_argument("--model-num", type=COUNT, default=10, help="members per architecture, each with its own seed")
+    pt.add_argument("--epochs", type=COUNT, default=150, help="training epochs (published: 150)")
+    pt.add_argument("--per-class", type=SIZE, default=0, help="source images per class (0 = all)")
     pt.add_argument("--root", required=True, help="folder for the pools (one subfolder per model)")
     common(pt)
     pt.set_defaults(func=cmd_pretrain)
@@ -296,10 +327,10 @@ def parser() -> argparse.ArgumentParser:
                        "DSA, a snapshot per epoch; resumable)")
     t.add_argument("--dataset", default="fashion_mnist", help="dataset the experts train on")
     t.add_argument("--arch", default="ConvNet", help="the distillation network (see `elfkit list-models`)")
-    t.add_argument("--n", type=int, default=100, help="number of experts, each with its own seed (published: 100)")
-    t.add_argument("--epochs", type=int, default=50, help="epochs per trajectory (published: 50)")
-    t.add_argument("--per-class", type=int, default=0, help="real images per class (0 = all)")
-    t.add_argument("--test-every", type=int, default=10, help="test accuracy every N epochs (reported only)")
+    t.add_argument("--n", type=COUNT, default=100, help="number of experts, each with its own seed (published: 100)")
+    t.add_argument("--epochs", type=COUNT, default=50, help="epochs per trajectory (published: 50)")
+    t.add_argument("--per-class", type=SIZE, default=0, help="real images per class (0 = all)")
+    t.add_argument("--test-every", type=SIZE, default=10, help="test accuracy every N epochs (reported only)")
     t.add_argument("--zca", action="store_true", help="train on ZCA-whitened images (for MTT --zca)")
     t.add_argument("--root", required=True, help="folder for the trajectories (one subfolder per expert)")
     common(t)
@@ -310,22 +341,23 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--labels", help="labels_best.pt for a foreign images_best.pt (default: next to it)")
     e.add_argument("--dataset", help="dataset of the test set (default: from the SynSet metadata)")
     e.add_argument("--arch", nargs="+", default=["ConvNet"], help="evaluation architectures")
-    e.add_argument("--n-models", type=int, default=5, help="fresh models per architecture")
-    e.add_argument("--epochs", type=int, default=1000, help="E (runs E+1 epochs; lr x0.1 after E//2+1)")
-    e.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (momentum 0.9, wd 5e-4)")
-    e.add_argument("--batch", type=int, default=256, help="minibatch size")
+    e.add_argument("--n-models", type=COUNT, default=5, help="fresh models per architecture")
+    e.add_argument("--epochs", type=COUNT, default=1000, help="E (runs E+1 epochs; lr x0.1 after E//2+1)")
+    e.add_argument("--lr", type=RATE, default=0.01, help="SGD learning rate (momentum 0.9, wd 5e-4)")
+    e.add_argument("--batch", type=COUNT, default=256, help="minibatch size")
     e.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation (DC protocol)")
-    e.add_argument("--out", help="records file (default: <synset>.eval.json)")
+    e.add_argument("--out", help="records file (default: ./<synset name>.eval.json, in the current folder)")
+    e.add_argument("--force", action="store_true", help="overwrite an existing --out records file")
     e.add_argument("--elf", action="store_true", help="ELF: train with features of a matching feature model")
     e.add_argument("--loss-mode", default="front_rear_task", choices=["task", "front_task", "rear_task", "front_rear",
                    "front_rear_task"], help="ELF loss composition (default: front_rear_task; task = baseline)")
     e.add_argument("--feature-loss", default="CE", choices=["CE", "L2", "L1", "COS"], help="ELF front loss")
-    e.add_argument("--lam-front", type=float, default=1.0, help="weight of the front (feature) term")
-    e.add_argument("--lam-rear", type=float, default=1.0, help="weight of the rear (feature → logits) term")
+    e.add_argument("--lam-front", type=WEIGHT, default=1.0, help="weight of the front (feature) term")
+    e.add_argument("--lam-rear", type=WEIGHT, default=1.0, help="weight of the rear (feature → logits) term")
     e.add_argument("--feature-root", default="feature_models", help="folder of trained feature models")
-    e.add_argument("--feature-epoch", type=int, default=100, help="feature-model snapshot (release: 100)")
-    e.add_argument("--feature-epochs", type=int, help="length of the feature model's training (release: 200)")
-    e.add_argument("--feature-seed", type=int, default=3407, help="seed of the feature model (release: 3407)")
+    e.add_argument("--feature-epoch", type=SIZE, default=100, help="feature-model snapshot (release: 100)")
+    e.add_argument("--feature-epochs", type=COUNT, help="length of the feature model's training (release: 200)")
+    e.add_argument("--feature-seed", type=SIZE, default=3407, help="seed of the feature model (release: 3407)")
     e.add_argument("--feature-source", default="wide", choices=["wide", "distill"],
                    help="wide: a ConvNet matching the split width (the release); distill: the width-128 "
                    "distillation ConvNet trained as an MTT expert (the paper's wording; ConvNet-family splits only)")
@@ -338,11 +370,11 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--arch", default="ConvNetW512", help="ConvNetW512 matches ResNet18/VGG11, ConvNet matches ConvNet")
     f.add_argument("--recipe", default="elf_feature", choices=["elf_feature", "mtt_expert", "ptm"],
                    help="optimiser and schedule (elf_feature: 200 epochs SGD 0.01/0.9/5e-4, x0.1 after 101)")
-    f.add_argument("--epochs", type=int, help="shorten the recipe (milestones inside it are kept)")
-    f.add_argument("--snapshots", type=int, nargs="+", help="epochs to keep (default: every epoch)")
+    f.add_argument("--epochs", type=COUNT, help="shorten the recipe (milestones inside it are kept)")
+    f.add_argument("--snapshots", type=SIZE, nargs="+", help="epochs to keep (default: every epoch)")
     f.add_argument("--root", default="feature_models", help="output folder (one subfolder per config hash)")
-    f.add_argument("--test-every", type=int, default=0, help="record test accuracy every N epochs (0: never)")
-    f.add_argument("--seed", type=int, default=3407, help="initialisation and data-order seed (release: 3407)")
+    f.add_argument("--test-every", type=SIZE, default=0, help="record test accuracy every N epochs (0: never)")
+    f.add_argument("--seed", type=SIZE, default=3407, help="initialisation and data-order seed (release: 3407)")
     f.add_argument("--device", default="auto", help="auto | cpu | cuda")
     f.add_argument("--progress", default="auto", choices=["auto", "bar", "rows", "off"], help="progress display")
     f.set_defaults(func=cmd_train_feature_model)

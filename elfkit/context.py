@@ -13,6 +13,7 @@ from . import __version__, log, paths, profiles
 from .errors import ElfkitError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+NOTEBOOK_PARAMETERS = ("profile", "recompute", "seed", "device", "progress", "overrides")   # every notebook's
 
 
 @dataclass
@@ -29,7 +30,6 @@ class Context:
     resolved: object = field(default=None, repr=False)   # the torch.device, once activated
     staging: object = field(default=None, repr=False)    # while recomputing: the folder results are written to
 
-
     @property
     def device(self):
         return self.activate()
@@ -41,8 +41,10 @@ class Context:
 
             seeding.seed_all(self.seed, deterministic=self.profile.deterministic, threads=self.profile.threads or None)
             spec = self.device_spec
-            self.resolved = resolve_device(spec if isinstance(spec, str) else "auto") if not hasattr(spec, "type") \
-                else spec
+            if hasattr(spec, "type"):           # already a torch.device
+                self.resolved = spec
+            else:
+                self.resolved = resolve_device(spec if isinstance(spec, str) else "auto")
         return self.resolved
 
     @property
@@ -93,7 +95,11 @@ def resolve_device(device: str):
 def start(experiment: str, profile: str = "cpu", *, seed: int = 0, device: str = "auto", progress: str = "auto",
           overrides: dict | None = None, quiet: bool = False) -> Context:
     """Validate the profile (+overrides), seed everything, pick the device and progress mode, print a header."""
-    prof = profiles.get(profile, **(overrides or {}))
+    unknown = injected_unknown_parameters()
+    if unknown:
+        raise ElfkitError(f"unknown notebook parameter(s) {unknown}; the notebooks take {', '.join(NOTEBOOK_PARAMETERS)}"
+                          " (profile fields go in overrides, e.g. -p overrides '{\"n_eval_models\": 2}')")
+    prof = profiles.get(profile, **parse_overrides(overrides))
     ctx = Context(experiment, prof, int(seed), check_device(device), log.resolve_progress(progress),
                   datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     if sys.modules.get("torch") is not None:   # torch is loaded anyway: set it up now, as a script expects
@@ -103,6 +109,46 @@ def start(experiment: str, profile: str = "cpu", *, seed: int = 0, device: str =
         print(f"elfkit {__version__} | {experiment} | profile {prof.name} | seed {seed} | device {where}"
               f" | git {git_sha()[:10]}{' (dirty)' if git_dirty() else ''}")
     return ctx
+
+
+def parse_overrides(overrides) -> dict:
+    """A dict, or its JSON / Python-literal text (papermill's `-p overrides '{"n_eval_models": 2}'` passes text)."""
+    if overrides is None or isinstance(overrides, dict):
+        return dict(overrides or {})
+    if isinstance(overrides, str):
+        import ast
+        import json
+
+        for parse in (json.loads, ast.literal_eval):
+            try:
+                value = parse(overrides)
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(value, dict):
+                return value
+    raise ElfkitError(f"overrides must be a dict of profile fields, e.g. -p overrides '{{\"n_eval_models\": 2}}'; "
+                      f"got {overrides!r}")
+
+
+def injected_unknown_parameters() -> list[str]:
+    """Names papermill injected (its '# Parameters' cell) that no notebook declares: papermill itself only warns,
+    so a typo such as -p n_eval_model 2 would otherwise run the default silently."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return []
+    ip = get_ipython()
+    cells = [c for c in (ip.user_ns.get("In", []) if ip is not None else []) if c.startswith("# Parameters\n")]
+    if not cells:
+        return []
+    import ast
+
+    try:
+        tree = ast.parse(cells[-1])
+    except SyntaxError:
+        return []
+    names = {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    return sorted(names - set(NOTEBOOK_PARAMETERS))
 
 
 def describe_device(device) -> str:

@@ -200,7 +200,7 @@ def pool(data: Data, arch: str, n: int, *, recipe: Recipe | str = "mtt_expert", 
     return out
 
 
-def load_pool(root: str | Path, arch: str, data: Data) -> list[Trajectory]:
+def load_pool(root: str | Path, arch: str, data: Data, make: str = "train-experts") -> list[Trajectory]:
     """The finished trajectories of `arch` on `data`'s dataset under `root` (as `pool` wrote them), oldest seed
     order kept stable by folder name."""
     out = []
@@ -213,6 +213,7 @@ def load_pool(root: str | Path, arch: str, data: Data) -> list[Trajectory]:
         if traj.epochs() and max(traj.epochs()) == cfg["recipe"]["epochs"]:
             out.append(traj)
     if not out:
-        raise ElfkitError(f"no finished {arch} trajectories on {data.name} under {root}; train them with "
-                          f"`elfkit train-experts --arch {arch} --dataset {data.name} --root {root}`")
+        how = (f"`elfkit pretrain --archs {arch} --source {data.name} --root {root}`" if make == "pretrain" else
+               f"`elfkit train-experts --arch {arch} --dataset {data.name} --root {root}`")
+        raise ElfkitError(f"no finished {arch} trajectories on {data.name} under {root}; train them with {how}")
     return out

@@ -15,6 +15,15 @@ def notebooks(only: list[str] | None = None) -> list[Path]:
     return nbs
 
 
+def failure_reason(e: Exception) -> str:
+    """The failing cell's exception in one line (PapermillExecutionError's own text starts with a blank line)."""
+    name, value = getattr(e, "ename", None), getattr(e, "evalue", None)
+    if name:
+        return f"{name}: {value}"[:300]
+    lines = [ln for ln in str(e).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(e).__name__)[:300]
+
+
 def run(profile: str = "cpu", only: list[str] | None = None, recompute: bool = False, seed: int = 0,
         device: str = "auto") -> int:
     """Execute each notebook into results/<profile>/runs/<slug>.ipynb; print status, wall time and products."""
@@ -26,6 +35,14 @@ def run(profile: str = "cpu", only: list[str] | None = None, recompute: bool = F
     if not selected:
         print(f"no notebook matches {only}", file=sys.stderr)
         return 2
+    if profile == "paper" and recompute:
+        from .context import resolve_device
+
+        if resolve_device(device).type != "cuda":
+            from .errors import ElfkitError
+
+            raise ElfkitError("--profile paper --recompute runs only on a CUDA GPU (GPU hours) and none is "
+                              "available here; use --profile cpu, or run on a GPU machine")
     failures = 0
     for nb in selected:
         out = paths.runs_dir(profile) / nb.name
@@ -38,7 +55,7 @@ def run(profile: str = "cpu", only: list[str] | None = None, recompute: bool = F
                                                 progress="rows"))
             status = "ok"
         except Exception as e:  # papermill raises PapermillExecutionError with the cell's traceback
-            status, failures = f"FAILED: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}", failures + 1
+            status, failures = f"FAILED: {failure_reason(e)}", failures + 1
         mod = BY_SLUG.get(nb.stem)
         products = [p.format(profile=profile) for p in getattr(mod, "PRODUCTS", [])]
         missing = [p for p in products if not (paths._base() / p).exists()]

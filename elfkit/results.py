@@ -159,15 +159,15 @@ def cached(ctx: Context, fn: Callable[[Context], Output], recompute: bool = Fals
     config = ctx.config()
     if not recompute:
         if not path.is_file():
-            raise ElfkitError(f"no committed results for profile {ctx.profile.name!r} ({path}); "
-                              "rerun with -p recompute True")
+            how = ("they come from a GPU run: -p recompute True on a machine with CUDA; the cpu profile's results "
+                   "are committed" if ctx.profile.name == "paper" else "rerun with -p recompute True")
+            raise ElfkitError(f"no committed results for profile {ctx.profile.name!r} ({path}); {how}")
         res = load(path, expected_config=config)
         print(res.describe())
         return res
     if ctx.profile.name == "paper" and ctx.device.type != "cuda":
-        print("profile 'paper' with recompute=True needs a CUDA GPU (GPU hours of work). On Colab: Runtime > "
-              "Change runtime type > GPU. Staying in replay mode.")
-        return cached(ctx, fn, recompute=False)
+        raise ElfkitError("profile 'paper' recomputes only on a CUDA GPU (GPU hours of work) and this run has none; "
+                          "use profile 'cpu' here, or a GPU machine (Colab: Runtime > Change runtime type > GPU)")
     from .context import describe_device
 
     print(f"recomputing on {describe_device(ctx.activate())}")

@@ -4,8 +4,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ElfkitError
+
+if TYPE_CHECKING:   # torch loads on first use: reading a set's arrays for a figure needs none
+    import torch
 
 
 @dataclass
@@ -83,6 +87,18 @@ def load(path: str | Path) -> SynSet:
     return SynSet(t["images"].float(), t["labels"].long(), json.loads(meta.get("elfkit_meta", "{}")))
 
 
+def _reason(e: Exception) -> str:
+    """Why torch.load(weights_only=True) refused a file, in one phrase (its own message spans many lines)."""
+    import re
+
+    text = str(e)
+    m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if m:
+        return f"it holds a pickled Python object ({m.group(1)}), not only tensors, and is never unpickled"
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(e).__name__)
+    return f"{type(e).__name__}: {first.split('. ')[0]}"
+
+
 def load_foreign(images_path: str | Path, labels_path: str | Path, **meta) -> SynSet:
     """A set saved by the published DD codebases: `images_best.pt` / `labels_best.pt`, already normalised with the
     dataset's statistics. Loaded with weights_only=True (plain tensors only, no arbitrary code)."""
@@ -91,9 +107,11 @@ def load_foreign(images_path: str | Path, labels_path: str | Path, **meta) -> Sy
     try:
         images = torch.load(images_path, map_location="cpu", weights_only=True)
         labels = torch.load(labels_path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as e:
+        raise ElfkitError(f"{e.filename} does not exist (a foreign set needs images_best.pt and labels_best.pt; "
+                          "--labels names the second)") from None
     except Exception as e:
-        raise ElfkitError(f"could not load {images_path} / {labels_path} as plain tensors "
-                          f"({type(e).__name__}: {str(e)[:100]})") from None
+        raise ElfkitError(f"could not load {images_path} / {labels_path} as plain tensors: {_reason(e)}") from None
     if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
         raise ElfkitError("images_best.pt / labels_best.pt must each hold one tensor")
     if labels.ndim == 2:  # soft labels are not supported by the standard protocol

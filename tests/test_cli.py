@@ -93,7 +93,28 @@ def test_no_subcommand_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main([])
     assert e.value.code == 2
-    assert "usage: elfkit" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("elfkit: error: ") and "elfkit --help" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["distill", "--ipc", "-3"], "--ipc: must be >= 1, got -3"),
+    (["distill", "--ipc", "0"], "--ipc: must be >= 1, got 0"),
+    (["distill", "--lr-img", "0"], "--lr-img: must be > 0"),
+    (["distill", "--iterations", "ten"], "--iterations: 'ten' is not an integer"),
+    (["evaluate", "x.safetensors", "--n-models", "0"], "--n-models: must be >= 1"),
+    (["evaluate", "x.safetensors", "--epochs", "-1"], "--epochs: must be >= 1"),
+    (["evaluate", "x.safetensors", "--lam-rear", "-1"], "--lam-rear: must be >= 0"),
+    (["pretrain", "--root", "p", "--model-num", "0"], "--model-num: must be >= 1"),
+    (["train-experts", "--root", "e", "--n", "0"], "--n: must be >= 1"),
+])
+def test_out_of_range_options_stop_before_any_work(argv, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []                  # nothing written
 
 
 # --- list-models ----------------------------------------------------------------------------------------------------
@@ -221,7 +242,7 @@ def test_foreign_pickle_with_objects_is_refused(tmp_path, capsys):
     torch.save({"images": NotATensor()}, tmp_path / "images_best.pt")
     torch.save(torch.arange(10), tmp_path / "labels_best.pt")
     rc, _, err = run(["evaluate", tmp_path / "images_best.pt", *FAST_EVAL], capsys)
-    assert_clean_error(rc, err, "could not load", "plain tensors")
+    assert_clean_error(rc, err, "could not load", "plain tensors", "pickled Python object", "never unpickled")
 
 
 def test_foreign_non_tensor_container_is_refused(tmp_path, capsys):
@@ -280,3 +301,39 @@ def test_distill_without_resume_keeps_an_existing_checkpoint(tmp_path, capsys):
     rc, _, err = run(["distill", *FAST_DISTILL, "--checkpoint", ckpt, "--out", tmp_path / "b.safetensors"], capsys)
     assert_clean_error(rc, err, "already exists", "--resume")
     assert ckpt.read_bytes() == before and not (tmp_path / "b.safetensors").exists()
+
+
+def test_evaluate_writes_into_the_current_folder_and_never_overwrites(distilled, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run(["evaluate", distilled, *FAST_EVAL], capsys)[0] == 0
+    out = tmp_path / f"{distilled.stem}.eval.json"
+    assert out.is_file() and not distilled.with_suffix(".eval.json").exists()    # nothing beside the input
+    before = out.read_bytes()
+    rc, _, err = run(["evaluate", distilled, *FAST_EVAL], capsys)
+    assert_clean_error(rc, err, "exists", "--force")
+    assert out.read_bytes() == before
+    assert run(["evaluate", distilled, *FAST_EVAL, "--force"], capsys)[0] == 0
+
+
+def test_a_missing_clom_pool_points_to_pretrain(tmp_path, capsys):
+    rc, _, err = run(["distill", *FAST_DISTILL, "--clom", "ce", "--pool", tmp_path / "nope"], capsys)
+    assert_clean_error(rc, err, "elfkit pretrain --root")
+    (tmp_path / "empty").mkdir()
+    rc, _, err = run(["distill", *FAST_DISTILL, "--clom", "ce", "--pool", tmp_path / "empty"], capsys)
+    assert_clean_error(rc, err, "elfkit pretrain --archs ConvNet")
+
+
+def test_reproduce_paper_recompute_without_cuda_says_why(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    rc, _, err = run(["reproduce", "--profile", "paper", "--recompute", "--only", "00"], capsys)
+    assert_clean_error(rc, err, "only on a CUDA GPU", "--profile cpu")
+
+
+def test_reproduce_reports_the_failing_cells_exception():
+    from elfkit.reproduce import failure_reason
+
+    class Fake(Exception):
+        ename, evalue = "ElfkitError", "no committed results for profile 'paper'"
+    assert failure_reason(Fake("\n---------\nlong traceback")) == "ElfkitError: no committed results for profile 'paper'"
+    assert failure_reason(RuntimeError("\n\nboom")) == "boom"

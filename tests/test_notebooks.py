@@ -14,6 +14,12 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PARAMS = ["profile", "recompute", "seed", "device", "progress", "overrides"]
 
 
+def test_notebook_parameters_are_the_ones_start_accepts():
+    from elfkit.context import NOTEBOOK_PARAMETERS
+
+    assert list(NOTEBOOK_PARAMETERS) == PARAMS
+
+
 def _cells(nb):
     return json.loads(nb.read_text())["cells"]
 
@@ -104,6 +110,20 @@ def test_replay_never_imports_torch(nb, tmp_path):
     env.pop("ELFKIT_RESULTS_DIR", None)
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+@pytest.mark.notebook
+def test_unknown_or_textual_parameters_through_papermill(tmp_path, monkeypatch):
+    """papermill only warns about a parameter the notebook lacks; elfkit stops. -p passes overrides as text."""
+    import papermill as pm
+
+    monkeypatch.delenv("ELFKIT_RESULTS_DIR")
+    monkeypatch.setenv("ELFKIT_FIGURES_DIR", str(tmp_path))
+    nb = ROOT / "notebooks" / "07_ptm_cross_arch.ipynb"
+    with pytest.raises(pm.PapermillExecutionError, match="unknown notebook parameter.*n_eval_model"):
+        _execute(nb, tmp_path / "a.ipynb", n_eval_model=2)
+    with pytest.raises(pm.PapermillExecutionError, match="stale results"):   # parsed, applied, and so refused
+        _execute(nb, tmp_path / "b.ipynb", overrides='{"n_eval_models": 2}')
 
 
 def test_committed_results_are_clean_real_runs():

@@ -79,3 +79,13 @@ def test_profile_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.ipc = 3
     assert profiles.CPU.ipc == 10
+
+
+def test_overrides_as_text_parse_to_the_same_profile():
+    from elfkit.context import parse_overrides, start
+
+    assert parse_overrides('{"n_eval_models": 2}') == parse_overrides("{'n_eval_models': 2}") == {"n_eval_models": 2}
+    assert start("00_test", "smoke", quiet=True, overrides='{"n_eval_models": 4}').profile.n_eval_models == 4
+    for bad in ("n_eval_models=2", "[1, 2]", 3):
+        with pytest.raises(ElfkitError, match="overrides must be a dict"):
+            parse_overrides(bad)

@@ -171,13 +171,14 @@ def test_inf_record_is_rejected_too(written):
     assert path.read_bytes() == before
 
 
-def test_paper_recompute_on_cpu_stays_in_replay(capsys):
+def test_paper_recompute_on_cpu_is_refused_with_one_consistent_message(capsys):
     ctx = Context("00_test", profiles.PAPER, 0, torch.device("cpu"), "off")
     fn = make_fn()
-    with pytest.raises(ElfkitError, match="no committed results for profile 'paper'"):
+    with pytest.raises(ElfkitError, match="only on a CUDA GPU.*use profile 'cpu'") as e:
         results.cached(ctx, fn, recompute=True)
-    assert fn.calls == []
-    assert "needs a CUDA GPU" in capsys.readouterr().out
+    assert fn.calls == [] and "recompute True" not in str(e.value)
+    with pytest.raises(ElfkitError, match="no committed results for profile 'paper'.*GPU run"):
+        results.cached(ctx, fn, recompute=False)
 
 
 # --- atomic_write_json and hashes ---------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ standard protocol (baseline) and with ELF, identical seeds/epochs/augmentation; 
 from __future__ import annotations
 
 from ..results import Output
+from . import synsets
 
 SLUG = "03_cross_arch"
 PRODUCTS = ["results/{profile}/03_cross_arch/records.json", "figures/{profile}/03_cross_arch_delta.png",
@@ -16,8 +17,7 @@ USES = ("dataset", "ipcs", "distill_arch", "cross_archs", "dm_iterations", "dm_b
 
 def feature_models(ctx, data):
     """The ELF feature models of the profile (shared with 01_experts through the runs/ cache)."""
-    from .. import data as datasets
-    from .. import elf
+    from .. import data as datasets, elf
 
     p = ctx.profile
     train = datasets.subset(data, p.feature_per_class, 0, seed=ctx.seed)
@@ -26,12 +26,8 @@ def feature_models(ctx, data):
 
 
 def run(ctx) -> Output:
-    from . import synsets
-    from .. import data as datasets
-    from .. import distill
-    from .. import elf
-    from ..evaluate import evaluate_synset
-    from ..evaluate import random_real
+    from .. import data as datasets, distill, elf
+    from ..evaluate import evaluate_synset, random_real
 
     p = ctx.profile
     data = datasets.load(p.dataset, device=ctx.device)

@@ -3,6 +3,7 @@ method's published protocol (docs/base-methods.md §8) beside the published Fash
 from __future__ import annotations
 
 from ..results import Output
+from . import synsets
 
 SLUG = "02_distill"
 PRODUCTS = ["results/{profile}/02_distill/records.json", "figures/{profile}/02_distill_synsets.png",
@@ -29,11 +30,8 @@ def synset_file(method: str, ipc: int) -> str:
 
 
 def run(ctx) -> Output:
-    from . import synsets
-    from .. import data as datasets
-    from .. import distill
-    from ..evaluate import evaluate_synset
-    from ..evaluate import random_real
+    from .. import data as datasets, distill
+    from ..evaluate import evaluate_synset, random_real
 
     p = ctx.profile
     data = datasets.load(p.dataset, device=ctx.device)

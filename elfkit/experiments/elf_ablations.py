@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..results import Output
+from . import cross_arch
+from . import synsets
 
 SLUG = "04_elf_ablations"
 PRODUCTS = ["results/{profile}/04_elf_ablations/records.json", "figures/{profile}/04_elf_ablations_terms.png",
@@ -68,9 +70,7 @@ def key(v: Variant, channel: int = 1, im_size=(28, 28)) -> tuple:
 def feature_getter(ctx, data, v: Variant, cache: dict):
     """arch -> feature model for the variant's source and snapshot. The default is the cached getter of 01/03;
     the other snapshots come from ONE trajectory that keeps every epoch of the grid."""
-    from . import cross_arch
-    from .. import data as datasets
-    from .. import elf
+    from .. import data as datasets, elf
 
     p = ctx.profile
     k = (v.source, v.feature_epoch)
@@ -129,7 +129,6 @@ def _record(ablation, label, group, v: Variant, r: dict, test, p, ipc) -> dict:
 
 
 def run(ctx) -> Output:
-    from . import synsets
     from .. import data as datasets
 
     p = ctx.profile

@@ -4,7 +4,13 @@ trajectories (N experts × E epochs of the distillation network, docs/base-metho
 pre-trained models on the target and on an out-of-domain source (docs/ptm.md §5)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..results import Output
+from . import cross_arch
+
+if TYPE_CHECKING:
+    from .. import experts
 
 SLUG = "01_experts"
 PRODUCTS = ["results/{profile}/01_experts/records.json", "figures/{profile}/01_experts_feature_models.png",
@@ -17,8 +23,7 @@ USES = ("dataset", "cross_archs", "feature_epochs", "feature_epoch", "feature_pe
 def mtt_experts(ctx, data) -> list[experts.Trajectory]:
     """The profile's MTT expert trajectories of the distillation network (trained now if missing; resumable).
     Test accuracy is logged about 5 times per trajectory for the record, never used for selection."""
-    from .. import data as datasets
-    from .. import experts
+    from .. import data as datasets, experts
 
     p = ctx.profile
     train = datasets.subset(data, p.mtt_expert_per_class, 0, seed=ctx.seed)
@@ -32,8 +37,7 @@ def ptm_pools(ctx, domain: str = "target"):
     target: every ptm_archs architecture on the target (ptm_model_num members of the distillation network,
     ptm_model_num_others of the rest); ood: one distillation-network PTM on ptm_ood_source. Test accuracy per
     epoch on the source's test set (test_per_class images per class; reported, never selected on)."""
-    from .. import data as datasets
-    from .. import ptm
+    from .. import data as datasets, ptm
 
     p = ctx.profile
     if domain not in ("target", "ood"):
@@ -49,10 +53,7 @@ def ptm_pools(ctx, domain: str = "target"):
 
 
 def run(ctx) -> Output:
-    from . import cross_arch
-    from .. import data as datasets
-    from .. import models
-    from .. import ptm
+    from .. import data as datasets, models, ptm
     from ..train import accuracy
 
     p = ctx.profile

@@ -8,6 +8,8 @@ import dataclasses
 
 from .. import profiles
 from ..results import Output
+from . import cross_arch
+from . import synsets
 
 SLUG = "05_inductive_bias"
 PRODUCTS = ["results/{profile}/05_inductive_bias/records.json", "figures/{profile}/05_inductive_bias_matrix.png",
@@ -32,7 +34,6 @@ def _row(p, test, **kw) -> dict:
 
 def matrix(ctx, data, test, common: dict) -> list[dict]:
     """Every architecture of the pool as distillation network A, each set evaluated on every B (baseline)."""
-    from . import synsets
     from .. import study
     from ..evaluate import evaluate_synset
 
@@ -52,10 +53,7 @@ def matrix(ctx, data, test, common: dict) -> list[dict]:
 def sweeps(ctx, data, test, common: dict) -> list[dict]:
     """The profile's sweep axes on the default set: baseline and ELF (front_rear_task, channel-CE, λ = 1) for each
     member; a member whose split no feature model fits gets an 'elf_unavailable' row with the reason."""
-    from . import cross_arch
-    from . import synsets
-    from .. import elf
-    from .. import study
+    from .. import elf, study
     from ..evaluate import evaluate_synset
 
     p = ctx.profile

@@ -4,6 +4,9 @@ ELF — so the combination CLoM-distilled + ELF-evaluated sits beside both parts
 from __future__ import annotations
 
 from ..results import Output
+from . import synsets
+from .cross_arch import feature_models
+from .experts import ptm_pools
 
 SLUG = "07_ptm_cross_arch"
 PRODUCTS = ["results/{profile}/07_ptm_cross_arch/records.json", "figures/{profile}/07_ptm_cross_arch.png"]
@@ -15,13 +18,8 @@ USES = ("dataset", "distill_arch", "cross_archs", "test_per_class", "eval_epochs
 
 
 def run(ctx) -> Output:
-    from . import synsets
-    from .. import data as datasets
-    from .. import elf
-    from .. import ptm
+    from .. import data as datasets, elf, ptm
     from ..evaluate import evaluate_synset
-    from .cross_arch import feature_models
-    from .experts import ptm_pools
 
     p = ctx.profile
     data = datasets.load(p.dataset, device=ctx.device)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 from ..results import Output
+from . import synsets
+from .experts import ptm_pools
 
 SLUG = "06_ptm_options"
 PRODUCTS = ["results/{profile}/06_ptm_options/records.json", "figures/{profile}/06_ptm_options.png"]
@@ -51,10 +53,8 @@ def guidance_for(ctx, data, pools_by_domain, opt: dict):
 
 
 def run(ctx) -> Output:
-    from . import synsets
     from .. import data as datasets
     from ..evaluate import evaluate_synset
-    from .experts import ptm_pools
 
     p = ctx.profile
     data = datasets.load(p.dataset, device=ctx.device)

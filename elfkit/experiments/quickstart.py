@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..results import Output
+from . import synsets
 
 SLUG = "00_quickstart"
 PRODUCTS = ["results/{profile}/00_quickstart/records.json",
@@ -15,10 +16,8 @@ USES = ("dataset", "ipc", "distill_arch", "eval_archs", "dm_iterations", "dm_bat
 
 
 def run(ctx) -> Output:
-    from . import synsets
     from .. import data as datasets
-    from ..evaluate import evaluate_synset
-    from ..evaluate import random_real
+    from ..evaluate import evaluate_synset, random_real
 
     p = ctx.profile
     data = datasets.load(p.dataset, device=ctx.device)

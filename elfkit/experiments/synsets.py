@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from ..synset import SynSet
 
 
 def distilled(ctx, data, method: str, ipc: int, *, guidance=None, iterations: int = 0) -> SynSet:
@@ -11,7 +14,6 @@ def distilled(ctx, data, method: str, ipc: int, *, guidance=None, iterations: in
     (checkpointed, so an interrupted notebook resumes). MTT takes the profile's expert trajectories (01_experts).
     `guidance` (clom.Guidance) and `iterations` (> 0 replaces the profile's count) enter the cache key."""
     from ..distill import METHODS
-    from ..synset import SynSet
     from ..synset import load
 
     mod = METHODS[method]
