@@ -1,8 +1,6 @@
-"""Figures drawn only from records and saved artefacts: one function per figure, byte-stable PNG/PDF files."""
+"""Figures drawn only from records and saved artefacts: one function per figure, byte-stable PNG/PDF files
+(theme, display names and the scale caption: figure_style)."""
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import matplotlib
 
@@ -12,30 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-RC = {"figure.dpi": 110, "savefig.dpi": 150, "font.size": 10, "axes.titlesize": 11, "axes.spines.top": False,
-      "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False,
-      "svg.hashsalt": "elfkit"}
-PALETTE = {"DM": "#1f77b4", "random_real": "#9e9e9e", "DC": "#2ca02c", "DSA": "#ff7f0e", "MTT": "#d62728"}
-
-
-def style() -> None:
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", rc=RC)
-
-
-def save(fig, name: str, profile: str, git_sha: str = "") -> list[Path]:
-    """figures/<profile>/<name>.png and .pdf; no creation date, the producing run's git sha in the PNG metadata."""
-    from .paths import figures_dir
-
-    os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
-    out = []
-    for ext, meta in (("png", {"Software": f"elfkit (results git {git_sha[:12]})"}),
-                      ("pdf", {"CreationDate": None, "ModDate": None, "Producer": "elfkit"})):
-        p = figures_dir(profile) / f"{name}.{ext}"
-        fig.savefig(p, metadata=meta, bbox_inches="tight")
-        out.append(p)
-    return out
+from .figure_style import PALETTE, label, save, style  # noqa: E402,F401  (style/save: the notebooks' entry points)
 
 
 def _grid(images, labels, meta: dict, padding: int = 2) -> tuple[np.ndarray, int]:
@@ -85,7 +60,7 @@ def synset_panels(sets: dict, title: str = ""):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.grid(False)
-        ax.set_title(name)
+        ax.set_title(label(name))
     names = next(iter(sets.values())).meta.get("class_names")
     if names:
         h = axes[0][0].get_ylim()[0] / len(names)
@@ -118,28 +93,37 @@ def distill_losses(df: pd.DataFrame, title: str = "Distillation objective"):
 
 
 def accuracy_bars(summary: pd.DataFrame, x: str = "eval_arch", hue: str = "method", title: str = "",
-                  reference: dict | None = None, xlabel: str = "evaluation architecture"):
-    """Grouped bars of mean test accuracy (%) with ±std error bars and n in the legend."""
-    fig, ax = plt.subplots(figsize=(1.8 + 1.3 * summary[x].nunique(), 3.4))
+                  reference: dict | None = None, xlabel: str = "evaluation architecture",
+                  published: dict | None = None):
+    """Grouped bars of mean test accuracy (%) with ±std error bars and n in the legend; `published` {(x, hue):
+    value} draws the paper's number as a black marker on its bar."""
+    fig, ax = plt.subplots(figsize=(1.4 + 0.35 * summary[x].nunique() * summary[hue].nunique() + 0.6, 3.4))
     xs = list(dict.fromkeys(summary[x]))
     hues = list(dict.fromkeys(summary[hue]))
     w = 0.8 / len(hues)
+    lo = max(0.0, float((summary["mean"] - summary["std"]).min()) - 10)
     for j, h in enumerate(hues):
         d = summary[summary[hue] == h].set_index(x).reindex(xs)
         pos = [i - 0.4 + w * (j + 0.5) for i in range(len(xs))]
         n = int(d["n"].max())
-        ax.bar(pos, d["mean"], w, yerr=d["std"], capsize=3, color=PALETTE.get(h), label=f"{h} (n={n})")
-        for p, mval, sval in zip(pos, d["mean"], d["std"]):
-            ax.text(p, mval + sval + 0.4, f"{mval:.1f}", ha="center", va="bottom", fontsize=8)
+        ax.bar(pos, d["mean"], w, yerr=d["std"], capsize=3, color=PALETTE.get(h), label=f"{label(h)} (n={n})")
+        for p, xv, mval, sval in zip(pos, xs, d["mean"], d["std"]):
+            # the value sits at the bar's foot, clear of error bars and published markers
+            ax.text(p, lo + 0.8, f"{mval:.1f}", ha="center", va="bottom", fontsize=7, color="white", rotation=90)
+            if published and (xv, h) in published:
+                ax.plot([p], [published[(xv, h)]], marker="D", ms=4.5, color="k", zorder=5)
+    if published:
+        ax.plot([], [], "D", ms=4.5, color="k", label="published")
     for name, val in (reference or {}).items():
         ax.axhline(val, ls="--", lw=1, color="k", alpha=0.5)
         ax.text(len(xs) - 0.5, val, f" {name}", va="bottom", ha="right", fontsize=8)
-    lo = max(0.0, float((summary["mean"] - summary["std"]).min()) - 10)
-    ax.set_ylim(lo, min(100.0, float((summary["mean"] + summary["std"]).max()) + 4))
-    ax.set_xticks(range(len(xs)), xs)
+    vals = list(summary["mean"] + summary["std"]) + list((published or {}).values())
+    ax.set_ylim(lo, min(100.0, max(vals) + 4))
+    ax.set_xticks(range(len(xs)), [label(v) for v in xs])
+    ax.set_xlim(-0.55, len(xs) - 0.45)
     ax.set_ylabel("test accuracy (%)")
     ax.set_xlabel(xlabel)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(hues))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.set_title(title)
     return fig
 
@@ -148,10 +132,15 @@ def loss_curve(df: pd.DataFrame, title: str = "DM matching loss"):
     """The distillation objective against iterations (records with metric 'dm_loss')."""
     d = df[df["metric"] == "dm_loss"]
     fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
     ax.plot(d["iteration"], d["value"], lw=1.2)
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.set_xlabel("iteration")
-    ax.set_ylabel("Σ_c ‖Δ mean embedding‖²")
+    ax.set_ylabel(r"DM loss  $\sum_c \Vert \Delta\,\mu_c \Vert^2$")
     ax.set_title(title)
     return fig
 
@@ -161,7 +150,7 @@ def delta_heatmap(delta: pd.DataFrame, title: str = "ELF − baseline (accuracy 
     import seaborn as sns
 
     d = delta.copy()
-    d.index = [f"{m} IPC {i}" for m, i in d.index]
+    d.index = [f"{label(m)} IPC {i}" for m, i in d.index]
     lim = max(1.0, float(abs(d.values).max()))
     fig, ax = plt.subplots(figsize=(1.5 + 1.2 * d.shape[1], 1.0 + 0.5 * d.shape[0]))
     sns.heatmap(d, annot=True, fmt="+.1f", cmap="RdBu", vmin=-lim, vmax=lim, center=0, cbar_kws={"label": "Δ points"},
@@ -188,7 +177,7 @@ def elf_bars(df: pd.DataFrame, title: str = ""):
             d = d.reindex(archs)
             pos = [i - 0.4 + w * (j + 0.5) for i in range(len(archs))]
             ax.bar(pos, d["mean"], w, yerr=d["std"], capsize=2, color=PALETTE.get(m, "#777"),
-                   alpha=1.0 if mode == "elf" else 0.45, hatch="" if mode == "elf" else "//", label=f"{m} {mode}")
+                   alpha=1.0 if mode == "elf" else 0.45, hatch="" if mode == "elf" else "//", label=label(f"{m} {mode}"))
         ax.set_xticks(range(len(archs)), archs)
         ax.set_title(f"IPC {ipc}")
         ax.set_ylabel("test accuracy (%)")
@@ -245,7 +234,7 @@ def matrix_heatmap(df: pd.DataFrame, title: str = "Distil with A, evaluate with 
     sns.heatmap(m, annot=annot, fmt="", cmap="viridis", cbar_kws={"label": "test accuracy (%)"}, ax=axs[0],
                 annot_kws={"fontsize": 8})
     sns.heatmap(rel, annot=True, fmt="+.1f", cmap="RdBu", center=0, vmin=-lim, vmax=lim, ax=axs[1],
-                cbar_kws={"label": "− column mean (points)"}, annot_kws={"fontsize": 8})
+                cbar_kws={"label": "cell minus column mean (points)"}, annot_kws={"fontsize": 8})
     for ax, sub in zip(axs, ("test accuracy (%)", "relative to the column mean")):
         for i, a in enumerate(rows):
             if a in cols:
@@ -261,7 +250,7 @@ def matrix_heatmap(df: pd.DataFrame, title: str = "Distil with A, evaluate with 
 
 def sweep_panels(df: pd.DataFrame, title: str = ""):
     """05: one panel per sweep axis, mean ± std test accuracy per member, baseline vs ELF; the member that is the
-    distillation network is shaded."""
+    distillation network is shaded. Lines join members only along ordered axes (width, depth)."""
     from matplotlib.patches import Patch
 
     from .tables import mean_std
@@ -276,12 +265,14 @@ def sweep_panels(df: pd.DataFrame, title: str = ""):
         for i, lab in enumerate(labels):
             if a[(a["variant"] == lab)]["is_distill_arch"].any():
                 ax.axvspan(i - 0.4, i + 0.4, color="#ffd54f", alpha=0.45, lw=0)
-        for mode, st in styles.items():
+        for k, (mode, st) in enumerate(styles.items()):
             m = a[a["eval_mode"] == mode].set_index("variant").reindex(labels)
-            ax.errorbar(range(len(labels)), m["mean"], yerr=m["std"], capsize=3, lw=1.4, ms=5,
-                        label="ELF" if mode == "elf" else mode, **st)
-        ax.set_xticks(range(len(labels)), labels, rotation=30 if max(map(len, labels)) > 4 else 0)
-        ax.set_title(axis)
+            st = dict(st, ls=st.get("ls", "-") if axis in ("width", "depth") else "none")
+            ax.errorbar([i + (k - 0.5) * 0.12 for i in range(len(labels))], m["mean"], yerr=m["std"], capsize=3,
+                        lw=1.4, ms=5, label=label(mode), **st)
+        ax.set_xticks(range(len(labels)), labels, rotation=30 if max(map(len, labels)) > 4 else 0,
+                      ha="right" if max(map(len, labels)) > 4 else "center", rotation_mode="anchor")
+        ax.set_title(label(axis))
     axs[0][0].set_ylabel("test accuracy (%)")
     handles, names = axs[0][-1].get_legend_handles_labels()
     handles.append(Patch(color="#ffd54f", alpha=0.45))
@@ -290,10 +281,9 @@ def sweep_panels(df: pd.DataFrame, title: str = ""):
     fig.suptitle(title, y=1.04)   # above the panel titles (saved with bbox_inches="tight")
     return fig
 
-
 def ablation_panels(df: pd.DataFrame, ablations, title: str = ""):
-    """04: one panel per ablation, bars of mean ± std test accuracy per variant and evaluation model (colour);
-    hatched bars are baselines; the dotted line is that model's baseline (loss `task`)."""
+    """04: one panel per ablation (width by its number of variants), bars of mean ± std test accuracy per variant
+    and evaluation model (colour); hatched bars are baselines; the dotted line is that model's baseline."""
     import seaborn as sns
     from matplotlib.patches import Patch
 
@@ -305,7 +295,9 @@ def ablation_panels(df: pd.DataFrame, ablations, title: str = ""):
     colors = dict(zip(groups, sns.color_palette("deep", len(groups))))
     base = s[s["eval_mode"] == "baseline"].groupby("eval_arch")["mean"].first()
     panels = [a for a in ablations if a in set(s["ablation"])]
-    fig, axs = plt.subplots(1, len(panels), figsize=(0.8 + 3.0 * len(panels), 3.4), sharey=True, squeeze=False)
+    widths = [max(2, s[s["ablation"] == a]["variant"].nunique()) for a in panels]
+    fig, axs = plt.subplots(1, len(panels), figsize=(1.6 + 0.95 * sum(widths), 3.6), sharey=True, squeeze=False,
+                            gridspec_kw={"width_ratios": widths, "wspace": 0.12})
     for ax, ab in zip(axs[0], panels):
         a = s[s["ablation"] == ab]
         labels = list(dict.fromkeys(a["variant"]))
@@ -320,8 +312,11 @@ def ablation_panels(df: pd.DataFrame, ablations, title: str = ""):
         for g in dict.fromkeys(a["ablation_arch"]):
             if g in base.index:
                 ax.axhline(base[g], color=colors[g], ls=":", lw=1.2)
-        ax.set_xticks(range(len(labels)), labels, rotation=30 if max(map(len, labels)) > 4 else 0)
-        ax.set_title(ab)
+        names = [label(v) for v in labels]
+        long = max(map(len, names)) > 5
+        ax.set_xticks(range(len(labels)), names, rotation=35 if long else 0, ha="right" if long else "center",
+                      rotation_mode="anchor", fontsize=8)
+        ax.set_title(label(ab), fontsize=10)
     axs[0][0].set_ylabel("test accuracy (%)")
     lo = max(0.0, float((s["mean"] - s["std"]).min()) - 5)
     axs[0][0].set_ylim(lo, min(100.0, float((s["mean"] + s["std"]).max()) + 3))
@@ -331,48 +326,52 @@ def ablation_panels(df: pd.DataFrame, ablations, title: str = ""):
     fig.suptitle(title, y=1.04)   # above the panel titles (saved with bbox_inches="tight")
     return fig
 
-
 def ptm_curves(df: pd.DataFrame, title: str = "Pre-trained models (CLoM pools): test accuracy per epoch"):
     """One line per PTM (records with role 'ptm'); the source domain in the legend."""
     d = df[df["role"] == "ptm"]
     fig, ax = plt.subplots(figsize=(5.6, 3.4))
     for (src, arch, member), g in d.groupby(["source", "model", "member"], sort=False):
-        ax.plot(g["epoch"], g["value"] * 100, marker="o", ms=2.5, lw=1.1, label=f"{arch} #{int(member)} ({src})")
+        ax.plot(g["epoch"], g["value"] * 100, marker="o", ms=2.5, lw=1.1,
+                label=f"{arch} #{int(member)} ({label(src)})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
 def ptm_options(df: pd.DataFrame, title: str = "CLoM options (ConvNet test accuracy)"):
-    """06: one panel per study; a bar per option, the no-CLoM mean as a dashed line with its ±std band."""
+    """06: one panel per study; a point with ±std per option beside the no-CLoM mean (dashed line, ±std band).
+    Points, not bars: the y-axis is zoomed to the differences, which bars from a cut axis would exaggerate."""
     from .tables import mean_std
 
     s = mean_std(df, ["method", "study", "option"])
     studies = list(dict.fromkeys(s["study"]))
-    fig, axes = plt.subplots(1, len(studies), figsize=(3.3 * len(studies), 3.2), squeeze=False, sharey=True)
+    widths = [max(2, int((s["study"] == st).sum()) - 1) for st in studies]
+    fig, axes = plt.subplots(1, len(studies), figsize=(1.4 + 1.1 * sum(widths), 3.9), squeeze=False, sharey=True,
+                             gridspec_kw={"width_ratios": widths, "wspace": 0.1})
     for ax, st in zip(axes[0], studies):
         d = s[(s["study"] == st) & (s["option"] != "no CLoM")]
         b = s[(s["study"] == st) & (s["option"] == "no CLoM")]
-        ax.bar(range(len(d)), d["mean"], yerr=d["std"], capsize=3, color="#4c72b0")
-        for i, (m, sd) in enumerate(zip(d["mean"], d["std"])):
-            ax.text(i, m + sd + 0.2, f"{m:.1f}", ha="center", fontsize=7)
         if len(b):
             m0, s0 = float(b["mean"].iloc[0]), float(b["std"].iloc[0])
-            ax.axhline(m0, ls="--", color="k", lw=1, label="no CLoM")
+            ax.axhline(m0, ls="--", color="k", lw=1, label="no CLoM (±std)")
             ax.axhspan(m0 - s0, m0 + s0, color="k", alpha=0.08)
-        ax.set_xticks(range(len(d)), list(d["option"]), rotation=30, ha="right", fontsize=7)
-        ax.set_title(st.replace("_", " "))
-    lo = float((s["mean"] - s["std"]).min()) - 3
-    hi = float((s["mean"] + s["std"]).max()) + 2
+        ax.errorbar(range(len(d)), d["mean"], yerr=d["std"], fmt="o", ms=6, capsize=4, color="#4c72b0",
+                    label="with CLoM")
+        for i, (m, sd) in enumerate(zip(d["mean"], d["std"])):
+            ax.annotate(f"{m:.1f}", (i, m), xytext=(7, 0), textcoords="offset points", va="center", fontsize=7)
+        names = [label(o) for o in d["option"]]
+        ax.set_xticks(range(len(d)), [n.replace("+", "+\n") for n in names], fontsize=7)
+        ax.set_xlim(-0.6, len(d) - 0.2)
+        ax.set_title(label(st), fontsize=10)
+    lo = float((s["mean"] - s["std"]).min()) - 1
+    hi = float((s["mean"] + s["std"]).max()) + 1
     axes[0][0].set_ylim(max(0.0, lo), min(100.0, hi))
     axes[0][0].set_ylabel("test accuracy (%)")
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(title)
-    fig.tight_layout()
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle(title, y=1.02)
     return fig
-
 
 def ptm_cross_arch(df: pd.DataFrame, title: str = "Cross-architecture: no CLoM / CLoM, standard / ELF evaluation"):
     """07: grouped bars per evaluation architecture for the four (distillation, evaluation) combinations."""

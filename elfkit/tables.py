@@ -40,6 +40,17 @@ def reference(paper: str = "base_methods") -> pd.DataFrame:
     return pd.DataFrame(doc["entries"])
 
 
+def published_points(dataset: str, x: str = "ipc", hue: str = "method") -> dict:
+    """{(x value, hue value): published mean} of the base-method table, for figure markers."""
+    ref = reference()
+    ref = ref[ref["dataset"] == dataset]
+    return {(a, b): float(m) for a, b, m in zip(ref[x], ref[hue], ref["mean"])}
+
+
+# ELF and CLoM report no number for the datasets elfkit runs (docs/reference-numbers.md §1): the tables say so.
+NOT_REPORTED = "not reported (docs/reference-numbers.md §1)"
+
+
 def versus_paper(summary: pd.DataFrame, dataset: str, arch: str = "ConvNet") -> pd.DataFrame:
     """paper / ours / Δ for the rows of `summary` (columns method, ipc, eval_arch, mean, std) evaluated on `arch`."""
     ref = reference()
@@ -76,6 +87,7 @@ def elf_table(df: pd.DataFrame) -> pd.DataFrame:
     t = pd.Series(cells).unstack(level=2)
     t = t.reindex(columns=list(dict.fromkeys(s["eval_arch"])))
     t.index.names, t.columns.name = ["method", "IPC"], None
+    t["paper"] = NOT_REPORTED
     return t
 
 
@@ -168,7 +180,7 @@ def ptm_options(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"method": s["method"], "study": s["study"], "option": s["option"],
                         "accuracy (%)": [pm(m, d) for m, d in zip(s["mean"], s["std"])],
                         "Δ vs no CLoM": [f"{d:+.1f}" if o != "no CLoM" else "" for d, o in zip(delta, s["option"])],
-                        "n": s["n"]})
+                        "n": s["n"], "paper": NOT_REPORTED})
     return out.set_index(["method", "study", "option"])
 
 
@@ -179,4 +191,5 @@ def ptm_cross_arch(df: pd.DataFrame) -> pd.DataFrame:
                       zip(s["method"], s["distill"], s["eval_mode"])])
     t = pivot_pm(s, "row", "eval_arch")
     t.index.name = "method | distillation | evaluation"
+    t["paper"] = NOT_REPORTED
     return t

@@ -1,0 +1,45 @@
+"""Figures: readable names instead of record identifiers, the profile's scale on every saved figure, published
+markers where the paper has a number, byte-stable files. (Layout itself is checked by eye: see the commit log.)"""
+import pandas as pd
+import pytest
+
+from elfkit import figure_style, plotting, tables
+
+
+def test_record_identifiers_get_display_names():
+    assert plotting.label("fashion_mnist") == "Fashion-MNIST"
+    assert plotting.label("random_real") == "random real"
+    assert plotting.label("lam_front") == "λ_front"
+    assert plotting.label("DC elf") == "DC ELF" and plotting.label("DM baseline") == "DM baseline"
+    assert plotting.label("ConvNetW32") == "ConvNetW32"                      # unknown names pass through
+
+
+@pytest.mark.parametrize("profile", ["cpu", "smoke", "paper"])
+def test_every_saved_figure_states_its_scale(profile, tmp_path, monkeypatch):
+    monkeypatch.setenv("ELFKIT_FIGURES_DIR", str(tmp_path))
+    summary = pd.DataFrame({"eval_arch": ["ConvNet", "ConvNet"], "method": ["DM", "random_real"],
+                            "mean": [76.0, 73.0], "std": [0.2, 0.3], "n": [3, 3]})
+    fig = plotting.accuracy_bars(summary)
+    a = plotting.save(fig, "t", profile, "0123456789abcdef")
+    texts = [t.get_text() for t in fig.texts]
+    assert any(figure_style.SCALE_NOTES[profile] in t and "0123456789" in t for t in texts)
+    fig2 = plotting.accuracy_bars(summary)
+    b = plotting.save(fig2, "u", profile, "0123456789abcdef")
+    assert a[0].read_bytes() == b[0].read_bytes()                              # byte-stable PNG
+
+
+def test_published_markers_come_from_the_reference_table():
+    pts = tables.published_points("fashion_mnist")
+    assert pts[(10, "DM")] == 83.5 and pts[(1, "random_real")] == 51.4
+    summary = pd.DataFrame({"ipc": [10], "method": ["DM"], "mean": [76.8], "std": [0.2], "n": [3]})
+    fig = plotting.accuracy_bars(summary, x="ipc", published=pts)
+    marks = [ln for ln in fig.axes[0].lines if ln.get_marker() == "D" and len(ln.get_ydata())]
+    assert [float(m.get_ydata()[0]) for m in marks] == [83.5]
+    assert fig.axes[0].get_ylim()[1] >= 83.5
+
+
+def test_elf_and_clom_tables_say_the_paper_reports_no_number():
+    df = pd.DataFrame({"method": ["DM"] * 2, "ipc": [10] * 2, "eval_arch": ["VGG11"] * 2,
+                       "eval_mode": ["baseline", "elf"], "model_seed": [0, 0], "metric": ["test_acc"] * 2,
+                       "value": [0.75, 0.70]})
+    assert (tables.elf_table(df)["paper"] == tables.NOT_REPORTED).all()
