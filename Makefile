@@ -9,12 +9,13 @@ TORCH  ?= torch==2.13.* torchvision==0.28.*
 STAMP  := $(VENV)/.elfkit-installed
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: quickstart test venv data bench reproduce clean-smoke help
+.PHONY: quickstart test venv data bench gpu-check reproduce clean-smoke help
 
 help:
 	@echo "make quickstart  - DM on Fashion-MNIST at the cpu profile (notebooks/00_quickstart.ipynb)"
 	@echo "make test        - unit tests + all notebooks at the smoke profile"
 	@echo "make bench       - performance benchmark (DM step, evaluation, matmul rate)"
+	@echo "make gpu-check   - on a CUDA GPU: benchmark + paper-scale fidelity slice in ~10 min (resumable)"
 	@echo "make reproduce PROFILE=cpu  - every notebook at a profile (recompute)"
 
 venv: $(STAMP)
@@ -51,6 +52,10 @@ test: venv
 
 bench: venv data
 	$(PY) -m elfkit.cli bench
+
+# On a CUDA machine: the prepared paper-scale check (about 10 minutes; resumable; records in results/paper/gpu_check)
+gpu-check: venv data
+	$(PY) -m elfkit.cli gpu-check --scale paper
 
 clean-smoke:
 	rm -rf results/smoke figures/smoke

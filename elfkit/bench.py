@@ -54,7 +54,7 @@ class _TotalFlops(FlopCounterMode):
         return b
 
 
-def _flops(fn) -> float:
+def count_flops(fn) -> float:
     with _TotalFlops(display=False) as fc:
         fn()
     return float(fc.get_total_flops())
@@ -189,7 +189,7 @@ def _base_rows(res: dict, d, dev, rate: float, quick: bool) -> None:
     reps = 2 if quick else 5
 
     def step_row(name, fn):
-        fl = _flops(lambda: fn(d, images, y_syn, g, dev, batch_real))
+        fl = count_flops(lambda: fn(d, images, y_syn, g, dev, batch_real))
         s = _time(lambda: fn(d, images, y_syn, g, dev, batch_real), reps, dev)
         res[name] = {"s_per_iter": round(s, 3), "gflop": round(fl / 1e9, 1), "gflops": round(fl / s / 1e9, 1),
                      "of_matmul": round(fl / s / 1e9 / rate, 2)}
@@ -203,8 +203,8 @@ def _base_rows(res: dict, d, dev, rate: float, quick: bool) -> None:
     syn = random_real(d, ipc, 0)
     x, y = syn.images.to(dev), syn.labels.to(dev)
     net = models.create("ConvNet", 1, 10, (28, 28)).to(dev)
-    step_fl = _flops(lambda: F.cross_entropy(net(x), y).backward())
-    test_fl = _flops(lambda: accuracy(net, d.x_test[:1000], d.y_test[:1000])) * len(d.y_test) / 1000
+    step_fl = count_flops(lambda: F.cross_entropy(net(x), y).backward())
+    test_fl = count_flops(lambda: accuracy(net, d.x_test[:1000], d.y_test[:1000])) * len(d.y_test) / 1000
     m = train_and_eval(models.create("ConvNet", 1, 10, (28, 28)).to(dev), x, y, d.x_test, d.y_test, epochs=epochs,
                        g=seeding.generator(1), dsa_strategy=augment.strategy_for(d.name))
     xt_u8 = ((d.x_test.cpu() * d.spec.std[0] + d.spec.mean[0]) * 255).round().to(torch.uint8)

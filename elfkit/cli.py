@@ -237,6 +237,21 @@ def cmd_bench(a) -> int:
     return 0
 
 
+def cmd_gpu_check(a) -> int:
+    from . import gpu_check
+
+    if a.estimate:
+        est = gpu_check.estimate(a.tflops)
+        for part, e in est.items():
+            print(f"{part:14s} {e['tflop']:10.1f} TFLOP  ~{e['seconds']:8.1f} s at {a.tflops:g} TFLOP/s")
+        print(f"{'total':14s} {sum(e['tflop'] for e in est.values()):10.1f} TFLOP  "
+              f"~{sum(e['seconds'] for e in est.values()):8.1f} s")
+        return 0
+    done = gpu_check.run(out=a.out, device=a.device, scale=a.scale, budget_s=a.budget_s, progress=a.progress)
+    print(f"gpu-check: {len(done)}/{len(gpu_check.PARTS) - (a.scale == 'smoke')} parts recorded")
+    return 0
+
+
 def cmd_links(args) -> int:
     from . import links
 
@@ -393,6 +408,21 @@ def parser() -> argparse.ArgumentParser:
                    help="base: DM step, evaluation, ELF overhead; distill: DSA, MTT (time, peak memory), CLoM")
     b.add_argument("--device", default="auto", help="auto | cpu | cuda")
     b.set_defaults(func=cmd_bench)
+
+    gc = sub.add_parser("gpu-check", help="the prepared device check: benchmark rows and the paper-profile "
+                        "fidelity slice (DM IPC 10, ConvNet evaluation, ELF on ResNet-18/VGG-11), sized to a time budget, "
+                        "resumable; records under results/<scale>/gpu_check/")
+    gc.add_argument("--scale", default="paper", choices=["paper", "smoke"],
+                    help="paper: published settings, needs CUDA; smoke: seconds on any device (CI)")
+    gc.add_argument("--budget-s", type=RATE, default=540.0, help="seconds the parts may take together (default 540)")
+    gc.add_argument("--out", help="records folder (default: results/<scale>/gpu_check)")
+    gc.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    gc.add_argument("--progress", default="rows", choices=["auto", "bar", "rows", "off"], help="progress display")
+    gc.add_argument("--estimate", action="store_true", help="print each paper-scale part's FLOPs and its time at an "
+                    "assumed sustained rate (no GPU needed, nothing run)")
+    gc.add_argument("--tflops", type=RATE, default=13.4, help="--estimate: sustained TFLOP/s (default: 20%% of "
+                    "the H200's 67 fp32)")
+    gc.set_defaults(func=cmd_gpu_check)
 
     ln = sub.add_parser("links", help="show or set the repository the badges and the Colab clone URL point to")
     ln.add_argument("--repo", help="github.com/OWNER/NAME of your fork (rewrites pyproject.toml, README, notebooks)")
