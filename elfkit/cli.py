@@ -20,11 +20,12 @@ def _context(name: str, seed: int, device: str, progress: str):
 
 def _write_record(path: Path, kind: str, config: dict, records: list, ctx, wall: float, data_source: dict) -> None:
     from .context import provenance
-    from .results import atomic_write_json, config_hash, records_sha256
+    from .results import atomic_write_json, config_hash, doc_sha256, records_sha256
 
-    atomic_write_json(path, {"schema": 1, "experiment": kind, "profile": "cli", "config": config,
-                             "config_hash": config_hash(config), "records_sha256": records_sha256(records),
-                             "provenance": provenance(ctx, wall, data_source), "records": records})
+    doc = {"schema": 1, "experiment": kind, "profile": "cli", "config": config, "config_hash": config_hash(config),
+           "records_sha256": records_sha256(records), "provenance": provenance(ctx, wall, data_source),
+           "records": records}
+    atomic_write_json(path, {**doc, "sha256": doc_sha256(doc)})
     print(f"wrote {path}")
 
 
