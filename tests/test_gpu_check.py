@@ -64,3 +64,17 @@ def test_loss_formulas_agree_between_cpu_and_cuda():
         cpu = fn(args)
         cuda = fn(tuple(x.cuda() for x in args)).cpu()
         assert torch.allclose(cpu, cuda, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_smoke_profile_and_gpu_check_run_on_cuda(tmp_path, monkeypatch):
+    """The smoke profile end to end on the GPU (00_quickstart), and the device check at the smoke scale."""
+    import elfkit as ek
+
+    monkeypatch.setenv("ELFKIT_RESULTS_DIR", str(tmp_path / "r"))
+    ctx = ek.start("00_quickstart", "smoke", device="cuda", progress="off", quiet=True)
+    res = ek.results.cached(ctx, ek.experiments.quickstart.run, recompute=True)
+    assert "cuda" in res.provenance["params"]["device"] and len(res.records) > 0
+    done = gpu_check.run(out=tmp_path / "g", device="cuda", scale="smoke", budget_s=20, progress="off")
+    assert set(done) == {"dm", "dm_eval", "feature_model", "elf"} and done["dm"]["gpu"]
