@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .cli_checks import COUNT, RATE, SIZE, WEIGHT, OneLineParser, check_run_paths
 from .errors import ElfkitError
 
 
@@ -27,31 +28,6 @@ def _write_record(path: Path, kind: str, config: dict, records: list, ctx, wall:
            "records": records}
     atomic_write_json(path, {**doc, "sha256": doc_sha256(doc)})
     print(f"wrote {path}")
-
-
-def _number(kind, low: float, inclusive: bool = True):
-    """An argparse type: `kind` (int or float) at least `low` (or above it), so a bad value stops before any work."""
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-        if v < low or (v == low and not inclusive) or v != v:
-            raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {low:g}, got {text}")
-        return v
-
-    parse.__name__ = kind.__name__   # argparse names the type in its messages
-    return parse
-
-
-COUNT, SIZE, RATE, WEIGHT = _number(int, 1), _number(int, 0), _number(float, 0, False), _number(float, 0)
-
-
-class _Parser(argparse.ArgumentParser):
-    """One-line usage errors that point to --help (argparse prints the whole usage block first)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 # CLI option -> keyword of the distill functions; an option a method does not take is an error, not ignored
@@ -77,7 +53,7 @@ def cmd_distill(a) -> int:
         raise ElfkitError(f"--{', --'.join(w.replace('_', '-') for w in wrong)} does not apply to {method}; "
                           f"see `elfkit distill --help`")
     out = Path(a.out or f"{method.lower()}_{a.dataset}_ipc{a.ipc}_seed{a.seed}.safetensors")
-    _check_run_paths(a, out, kw.get("iterations"))
+    check_run_paths(a, out, kw.get("iterations"))
     ctx = _context("cli_distill", a.seed, a.device, a.progress)
     data = zca.load(a.dataset + ("+zca" if a.zca else ""), device=ctx.device)
     if a.clom:
@@ -97,28 +73,6 @@ def cmd_distill(a) -> int:
             for c in syn.meta.get("loss_curve", [])]
     _write_record(out.with_suffix(".json"), "distill", cfg, recs, ctx, time.perf_counter() - t0, data.source)
     return 0
-
-
-def _check_run_paths(a, out: Path, iterations: int | None) -> None:
-    """Before any compute: the output can be written, and a checkpoint request will actually checkpoint."""
-    import os
-
-    if out.is_dir():
-        raise ElfkitError(f"--out {out} is a folder; give a file name such as {out / 'set.safetensors'}")
-    folder = out.parent if str(out.parent) else Path(".")
-    if folder.exists() and not os.access(folder, os.W_OK):
-        raise ElfkitError(f"cannot write into {folder} (--out); choose a writable folder")
-    if a.resume and not a.checkpoint:
-        raise ElfkitError("--resume needs --checkpoint FILE (the checkpoint to continue from)")
-    if a.checkpoint_every is None:
-        a.checkpoint_every = min(500, iterations) if iterations else 500
-    if a.checkpoint:
-        if a.checkpoint_every < 1:
-            raise ElfkitError(f"--checkpoint-every must be >= 1 (got {a.checkpoint_every}); no checkpoint would be "
-                              "written")
-        if iterations is not None and a.checkpoint_every > iterations:
-            raise ElfkitError(f"--checkpoint-every {a.checkpoint_every} exceeds --iterations {iterations}; no "
-                              "checkpoint would be written")
 
 
 _CLOM_NAMES = {"ce": "ce_code", "ce_code": "ce_code", "ce-ratio": "ce_ratio", "ce_ratio": "ce_ratio", "cos": "cos"}
@@ -242,11 +196,7 @@ def cmd_gpu_check(a) -> int:
     from . import gpu_check
 
     if a.estimate:
-        est = gpu_check.estimate(a.tflops)
-        for part, e in est.items():
-            print(f"{part:14s} {e['tflop']:10.1f} TFLOP  ~{e['seconds']:8.1f} s at {a.tflops:g} TFLOP/s")
-        print(f"{'total':14s} {sum(e['tflop'] for e in est.values()):10.1f} TFLOP  "
-              f"~{sum(e['seconds'] for e in est.values()):8.1f} s")
+        print(gpu_check.estimate_table(a.tflops))
         return 0
     done = gpu_check.run(out=a.out, device=a.device, scale=a.scale, budget_s=a.budget_s, progress=a.progress)
     print(f"gpu-check: {len(done)}/{len(gpu_check.PARTS) - (a.scale == 'smoke')} parts recorded")
@@ -277,8 +227,8 @@ def cmd_list_models(a) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="elfkit", description="Dataset distillation companion for ELF and CLoM.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = OneLineParser(prog="elfkit", description="Dataset distillation companion for ELF and CLoM.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     def common(sp, progress=True):
         sp.add_argument("--seed", type=SIZE, default=0, help="base seed (evaluation model i uses seed+i)")
@@ -410,19 +360,16 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="auto", help="auto | cpu | cuda")
     b.set_defaults(func=cmd_bench)
 
-    gc = sub.add_parser("gpu-check", help="the prepared device check: benchmark rows and the paper-profile "
-                        "fidelity slice (DM IPC 10, ConvNet evaluation, ELF on ResNet-18/VGG-11), sized to a time budget, "
-                        "resumable; records under results/<scale>/gpu_check/")
+    gc = sub.add_parser("gpu-check", help="the prepared device check: benchmark rows, then DM IPC 10, ConvNet and ELF "
+                        "evaluations at paper scale, sized to --budget-s and resumable (results/<scale>/gpu_check/)")
     gc.add_argument("--scale", default="paper", choices=["paper", "smoke"],
                     help="paper: published settings, needs CUDA; smoke: seconds on any device (CI)")
     gc.add_argument("--budget-s", type=RATE, default=540.0, help="seconds the parts may take together (default 540)")
     gc.add_argument("--out", help="records folder (default: results/<scale>/gpu_check)")
     gc.add_argument("--device", default="auto", help="auto | cpu | cuda")
     gc.add_argument("--progress", default="rows", choices=["auto", "bar", "rows", "off"], help="progress display")
-    gc.add_argument("--estimate", action="store_true", help="print each paper-scale part's FLOPs and its time at an "
-                    "assumed sustained rate (no GPU needed, nothing run)")
-    gc.add_argument("--tflops", type=RATE, default=13.4, help="--estimate: sustained TFLOP/s (default: 20%% of "
-                    "the H200's 67 fp32)")
+    gc.add_argument("--estimate", action="store_true", help="print each part's FLOPs and time at --tflops; runs nothing")
+    gc.add_argument("--tflops", type=RATE, default=13.4, help="--estimate: sustained TFLOP/s (20%% of H200 fp32)")
     gc.set_defaults(func=cmd_gpu_check)
 
     ln = sub.add_parser("links", help="show or set the repository the badges and the Colab clone URL point to")

@@ -249,3 +249,13 @@ def estimate(sustained_tflops: float = 13.4) -> dict:
                         for a in cfg["elf_archs"])}
     return {part: {"tflop": round(f / 1e12, 1), "seconds": round(f / (sustained_tflops * 1e12), 1)}
             for part, f in flops.items()}
+
+
+def estimate_table(sustained_tflops: float = 13.4) -> str:
+    """estimate() as the lines `elfkit gpu-check --estimate` prints."""
+    est = estimate(sustained_tflops)
+    lines = [f"{part:14s} {e['tflop']:10.1f} TFLOP  ~{e['seconds']:8.1f} s at {sustained_tflops:g} TFLOP/s"
+             for part, e in est.items()]
+    lines.append(f"{'total':14s} {sum(e['tflop'] for e in est.values()):10.1f} TFLOP  "
+                 f"~{sum(e['seconds'] for e in est.values()):8.1f} s")
+    return "\n".join(lines)
