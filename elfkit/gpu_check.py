@@ -46,7 +46,8 @@ def device_facts(dev) -> dict:
     return facts
 
 
-def _timed(fn, dev) -> float:
+def _timed(fn, dev) -> tuple[float, object]:
+    """(seconds, result) of fn(), synchronised on CUDA."""
     import torch
 
     if dev.type == "cuda":
@@ -67,25 +68,32 @@ def plan(cfg: dict, data, dev, budget_s: float) -> dict:
     dm_kw = dict(ipc=cfg["ipc"], batch_real=cfg["dm_batch_real"], device=dev, seed=0)
     dm.distill(data, iterations=1, **dm_kw)                                               # warm-up
     t_dm = _timed(lambda: dm.distill(data, iterations=3, **dm_kw), dev)[0] / 3
-    ev = dict(n_models=1, epochs=2, device=dev, test_batch=1000)
-    t_eval = _timed(lambda: evaluate_synset(syn, data, ["ConvNet"], **ev), dev)[0] / 3     # E=2 runs 3 epochs
-    t_elf = sum(_timed(lambda a=a: evaluate_synset(syn, data, [a], **ev), dev)[0] / 3 for a in cfg["elf_archs"])
+    def per_epoch(arch):   # (seconds per epoch, fixed seconds per model: init + test pass) from E=2 and E=6 runs
+        t = [_timed(lambda e=e: evaluate_synset(syn, data, [arch], n_models=1, epochs=e, device=dev,
+                                                test_batch=1000), dev)[0] for e in (2, 6)]
+        epoch = max((t[1] - t[0]) / 4, 1e-6)
+        return epoch, max(t[0] - 3 * epoch, 0.0)
+
+    t_eval, f_eval = per_epoch("ConvNet")
+    elf_costs = [per_epoch(a) for a in cfg["elf_archs"]]
+    t_elf, f_elf = sum(c[0] for c in elf_costs), sum(c[1] for c in elf_costs)
     t_feat = _feature_epoch_seconds(data, dev, cfg)
     left = budget_s * (0.8 if cfg["bench"] else 1.0)
-    fit = {"dm": int(SHARES["dm"] * left / t_dm), "dm_eval": int(SHARES["dm_eval"] * left / (cfg["n_models"] * t_eval)),
+    n_eval, n_elf = cfg["n_models"], 2 * cfg["elf_models"]                      # ELF: baseline + ELF per model
+    fit = {"dm": int(SHARES["dm"] * left / t_dm),
+           "dm_eval": int((SHARES["dm_eval"] * left - n_eval * f_eval) / (n_eval * t_eval)),
            "feature_model": int(SHARES["feature_model"] * left / t_feat),
-           "elf": int(SHARES["elf"] * left / (2 * cfg["elf_models"] * t_elf))}   # baseline + ELF per model
+           "elf": int((SHARES["elf"] * left - n_elf * f_elf) / (n_elf * t_elf))}
     p = {"dm_iterations": max(1, min(cfg["dm_iterations"], fit["dm"])),
          "eval_epochs": max(1, min(cfg["eval_epochs"], fit["dm_eval"])),
          "feature_epochs": max(2, min(cfg["feature_epochs"], fit["feature_model"])),
          "elf_epochs": max(1, min(cfg["eval_epochs"], fit["elf"])),
-         "unit_seconds": {"dm_iteration": t_dm, "convnet_epoch": t_eval, "elf_archs_epoch": t_elf,
-                          "feature_epoch": t_feat}}
+         "unit_seconds": {"dm_iteration": t_dm, "convnet_epoch": t_eval, "convnet_fixed": f_eval,
+                          "elf_archs_epoch": t_elf, "elf_archs_fixed": f_elf, "feature_epoch": t_feat}}
     p["feature_epoch"] = min(cfg["feature_epoch"], p["feature_epochs"] // 2) if p["feature_epochs"] < \
         cfg["feature_epochs"] else cfg["feature_epoch"]    # the release reads epoch 100 of 200: keep the proportion
-    p["eta_s"] = {"dm": p["dm_iterations"] * t_dm, "dm_eval": p["eval_epochs"] * cfg["n_models"] * t_eval,
-                  "feature_model": p["feature_epochs"] * t_feat,
-                  "elf": p["elf_epochs"] * 2 * cfg["elf_models"] * t_elf}
+    p["eta_s"] = {"dm": p["dm_iterations"] * t_dm, "dm_eval": n_eval * (p["eval_epochs"] * t_eval + f_eval),
+                  "feature_model": p["feature_epochs"] * t_feat, "elf": n_elf * (p["elf_epochs"] * t_elf + f_elf)}
     return p
 
 
