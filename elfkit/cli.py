@@ -15,8 +15,9 @@ def _context(name: str, seed: int, device: str, progress: str):
     from . import log, profiles
     from .context import Context, resolve_device
 
-    return Context(name, profiles.CPU, seed, resolve_device(device), log.resolve_progress(progress),
-                   datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    dev = resolve_device(device)   # resolved: CLI commands seed from their own arguments, not the cpu profile's
+    return Context(name, profiles.CPU, seed, dev, log.resolve_progress(progress),
+                   datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), resolved=dev)
 
 
 def _write_record(path: Path, kind: str, config: dict, records: list, ctx, wall: float, data_source: dict) -> None:
@@ -271,8 +272,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--zca", action="store_true", help="MTT: distil in ZCA space (kornia eps 0.1; experts must be "
                    "trained with --zca too; the set's dataset becomes '<name>+zca')")
     d.add_argument("--checkpoint", help="checkpoint file (safetensors); with --resume, continue from it")
-    d.add_argument("--checkpoint-every", type=int,
-                   help="iterations between checkpoints (default: 500, or --iterations when that is smaller)")
+    d.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints (default: 500 or --iterations)")
     d.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     d.add_argument("--out", help="output .safetensors path (default: <method>_<dataset>_ipc<N>_seed<S>.safetensors)")
     common(d)
@@ -368,7 +368,7 @@ def parser() -> argparse.ArgumentParser:
     gc.add_argument("--out", help="records folder (default: results/<scale>/gpu_check)")
     gc.add_argument("--device", default="auto", help="auto | cpu | cuda")
     gc.add_argument("--progress", default="rows", choices=["auto", "bar", "rows", "off"], help="progress display")
-    gc.add_argument("--estimate", action="store_true", help="print each part's FLOPs and time at --tflops; runs nothing")
+    gc.add_argument("--estimate", action="store_true", help="print each part's FLOPs, time at --tflops; runs nothing")
     gc.add_argument("--tflops", type=RATE, default=13.4, help="--estimate: sustained TFLOP/s (20%% of H200 fp32)")
     gc.set_defaults(func=cmd_gpu_check)
 

@@ -16,6 +16,9 @@ from pathlib import Path
 from .errors import ElfkitError
 
 DIGEST_KEY = "elfkit_sha256"
+# All metadata travels as ONE JSON string: safetensors writes its metadata map in hash order, so two keys would
+# make the file's bytes differ from run to run (identical tensors, different headers).
+PACKED_KEY = "elfkit"
 _HOST = socket.gethostname().replace(".", "_")
 
 
@@ -95,10 +98,16 @@ def save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str] | Non
     from safetensors.torch import save_file
 
     t = {k: v.detach().cpu().contiguous() for k, v in tensors.items() if v is not None}
-    meta = {**(metadata or {}), DIGEST_KEY: digest(t)}
+    meta = {PACKED_KEY: json.dumps({**(metadata or {}), DIGEST_KEY: digest(t)}, sort_keys=True)}
     with atomic(path) as tmp:
         save_file(t, str(tmp), metadata=meta)
     return Path(path)
+
+
+def unpack_metadata(raw: dict | None) -> dict:
+    """The metadata save_tensors wrote (files from before the packing keep their plain keys)."""
+    raw = dict(raw or {})
+    return json.loads(raw[PACKED_KEY]) if PACKED_KEY in raw else raw
 
 
 def load_tensors(path: str | Path, what: str = "file", fix: str = "delete it to recompute") -> tuple[dict, dict]:
@@ -109,7 +118,7 @@ def load_tensors(path: str | Path, what: str = "file", fix: str = "delete it to 
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
+            meta = unpack_metadata(f.metadata())
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except FileNotFoundError:
         raise ElfkitError(f"{what} {path} does not exist") from None

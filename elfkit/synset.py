@@ -60,12 +60,14 @@ def read_arrays(path: str | Path) -> SynSetArrays:
     """The images, labels and metadata of an elfkit .safetensors set as numpy arrays, without importing torch."""
     from safetensors import safe_open
 
+    from .safefile import unpack_metadata
+
     path = Path(path)
     if not path.is_file():
         raise ElfkitError(f"no synthetic set at {path}")
     try:
         with safe_open(str(path), framework="numpy") as f:
-            meta = json.loads((f.metadata() or {}).get("elfkit_meta", "{}"))
+            meta = json.loads(unpack_metadata(f.metadata()).get("elfkit_meta", "{}"))
             images, labels = f.get_tensor("images"), f.get_tensor("labels")
     except Exception as e:
         raise ElfkitError(f"{path} is not a readable SynSet ({type(e).__name__}: {str(e)[:100]}); "
