@@ -41,15 +41,10 @@ def file_sha256(path: Path) -> str:
 
 
 def atomic_write_json(path: Path, obj) -> Path:
-    """Write to a temporary sibling, then rename: readers never see half a file (elfkit.safefile)."""
-    from .safefile import atomic
+    """Write to a temporary sibling, then rename: readers never see half a file (elfkit.safefile.write_json)."""
+    from .safefile import write_json
 
-    path = Path(path)
-    with atomic(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=False, default=str)
-            f.write("\n")
-    return path
+    return write_json(path, obj)
 
 
 @dataclass
