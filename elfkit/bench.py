@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import augment, data as datasets, models, paths, seeding
-from .context import describe_device, git_sha, resolve_device
+from .context import resolve_device
+from .provenance import describe_device, git_sha
 from .distill import dm
 from .evaluate import random_real
 from .train import accuracy, train_and_eval

@@ -21,11 +21,11 @@ def _context(name: str, seed: int, device: str, progress: str):
 
 
 def _write_record(path: Path, kind: str, config: dict, records: list, ctx, wall: float, data_source: dict) -> None:
-    from .context import provenance
+    from .provenance import of_run
     from .results import atomic_write_json, config_hash, doc_sha256, records_sha256
 
     doc = {"schema": 1, "experiment": kind, "profile": "cli", "config": config, "config_hash": config_hash(config),
-           "records_sha256": records_sha256(records), "provenance": provenance(ctx, wall, data_source),
+           "records_sha256": records_sha256(records), "provenance": of_run(ctx, wall, data_source),
            "records": records}
     atomic_write_json(path, {**doc, "sha256": doc_sha256(doc)})
     print(f"wrote {path}")

@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
-from . import __version__, log, paths, profiles
+from . import __version__, log, paths, profiles, provenance
 from .errors import ElfkitError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-NOTEBOOK_PARAMETERS = ("profile", "recompute", "seed", "device", "progress", "overrides")   # every notebook's
+NOTEBOOK_PARAMETERS = ("profile", "recompute", "seed", "device", "progress", "overrides", "executor")  # every notebook's
 
 
 @dataclass
@@ -26,6 +23,7 @@ class Context:
     device_spec: object           # "auto" | "cpu" | "cuda[:N]" | a torch.device (None: resolved as "auto")
     progress: str                 # bar | rows | off
     started_utc: str = ""
+    executor: str = "serial"      # serial | ray | ray:<address> (elfkit.executors)
     t0: float = field(default_factory=time.perf_counter)
     resolved: object = field(default=None, repr=False)   # the torch.device, once activated
     staging: object = field(default=None, repr=False)    # while recomputing: the folder results are written to
@@ -60,17 +58,13 @@ class Context:
     def runs_dir(self):
         return paths.runs_dir(self.profile.name)
 
-    def config(self) -> dict:
-        """What the cached results depend on: the experiment, the seed and the profile fields the experiment declares
-        it uses (its USES), so a new profile field never invalidates other experiments' committed results. Not the
-        device, not the git sha."""
-        from .experiments import BY_SLUG
-
+    def config(self, fields) -> dict:
+        """What an experiment's records depend on: the experiment, the seed and the values of the profile `fields`
+        its plan read (measured by profiles.Tracked), so a new profile field never invalidates other experiments'
+        committed results. Not the device, not the executor, not the git sha (those are provenance)."""
         prof = dataclasses.asdict(self.profile)
-        mod = BY_SLUG.get(self.experiment)
-        uses = getattr(mod, "USES", None)
-        fields = {k: prof[k] for k in uses} if uses else {k: v for k, v in prof.items() if k != "name"}
-        return {"experiment": self.experiment, "seed": self.seed, "profile": {"name": self.profile.name, **fields}}
+        chosen = {k: prof[k] for k in sorted(fields) if k != "name"}
+        return {"experiment": self.experiment, "seed": self.seed, "profile": {"name": self.profile.name, **chosen}}
 
 
 def check_device(device: str) -> str:
@@ -93,21 +87,24 @@ def resolve_device(device: str):
 
 
 def start(experiment: str, profile: str = "cpu", *, seed: int = 0, device: str = "auto", progress: str = "auto",
-          overrides: dict | None = None, quiet: bool = False) -> Context:
+          overrides: dict | None = None, executor: str = "serial", quiet: bool = False) -> Context:
     """Validate the profile (+overrides), seed everything, pick the device and progress mode, print a header."""
     unknown = injected_unknown_parameters()
     if unknown:
         raise ElfkitError(f"unknown notebook parameter(s) {unknown}; the notebooks take {', '.join(NOTEBOOK_PARAMETERS)}"
                           " (profile fields go in overrides, e.g. -p overrides '{\"n_eval_models\": 2}')")
     prof = profiles.get(profile, **parse_overrides(overrides))
+    from .executors import parse
+
+    parse(executor)          # a typo stops here, before anything runs
     ctx = Context(experiment, prof, int(seed), check_device(device), log.resolve_progress(progress),
-                  datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                  provenance.utc_now(), executor=executor)
     if sys.modules.get("torch") is not None:   # torch is loaded anyway: set it up now, as a script expects
         ctx.activate()
     if not quiet:
-        where = describe_device(ctx.resolved) if ctx.resolved is not None else f"{device} (set up on first use)"
+        where = provenance.describe_device(ctx.resolved) if ctx.resolved is not None else f"{device} (set up on first use)"
         print(f"elfkit {__version__} | {experiment} | profile {prof.name} | seed {seed} | device {where}"
-              f" | git {git_sha()[:10]}{' (dirty)' if git_dirty() else ''}")
+              f" | git {provenance.git_sha()[:10]}{' (dirty)' if provenance.git_dirty() else ''}")
     return ctx
 
 
@@ -149,52 +146,3 @@ def injected_unknown_parameters() -> list[str]:
         return []
     names = {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
     return sorted(names - set(NOTEBOOK_PARAMETERS))
-
-
-def describe_device(device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def _git(*args) -> str:
-    try:
-        out = subprocess.run(["git", *args], cwd=paths.repo_root(), capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 else ""
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-
-
-def git_sha() -> str:
-    return _git("rev-parse", "HEAD") or "unknown"
-
-
-def git_dirty() -> bool:
-    """Uncommitted changes to tracked files under the package, notebooks or build files (results/ excluded)."""
-    return bool(_git("status", "--porcelain", "--untracked-files=no", "--", "elfkit", "notebooks", "pyproject.toml",
-                     "Makefile"))
-
-
-def _version(pkg: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return "missing"
-
-
-def provenance(ctx: Context, wall_s: float, data_source: dict | None = None) -> dict:
-    """Who/what/where produced a result: git state, versions, device, threads, wall time, data files."""
-    import torch
-
-    return {
-        "git_sha": git_sha(), "git_dirty": git_dirty(), "elfkit": __version__, "torch": torch.__version__,
-        "torchvision": _version("torchvision"), "numpy": _version("numpy"), "python": platform.python_version(),
-        "platform": platform.platform(), "device": describe_device(ctx.device), "threads": torch.get_num_threads(),
-        "started_utc": ctx.started_utc, "wall_s": round(wall_s, 2),
-        "params": {"profile": ctx.profile.name, "seed": ctx.seed, "device": str(ctx.device)},
-        "data": data_source or {},
-    }

@@ -176,7 +176,7 @@ def train(
             _save(state_file, resume, {"epoch": ep + 1, "lr": lr, "test_acc": traj.test_acc})
             bar.update(1, loss=mean_loss)
     if start < rec.epochs:   # provenance of the run that finished the trajectory
-        from .context import describe_device, git_dirty, git_sha
+        from .provenance import describe_device, git_dirty, git_sha
 
         (folder / "provenance.json").write_text(json.dumps({
             "git_sha": git_sha(), "git_dirty": git_dirty(), "torch": torch.__version__,

@@ -121,7 +121,8 @@ def run(out: str | Path | None = None, device: str = "auto", scale: str = "paper
     import torch
 
     from . import data as datasets, elf, paths, seeding
-    from .context import git_sha, resolve_device
+    from .context import resolve_device
+    from .provenance import git_sha
     from .distill import dm
     from .evaluate import evaluate_synset
     from .synset import load

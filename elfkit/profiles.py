@@ -147,6 +147,60 @@ PAPER = Profile(
 
 PROFILES = {p.name: p for p in (SMOKE, CPU, PAPER)}
 
+# Every field belongs to one component; a cell receives the section of the component it runs (docs/README.md,
+# cells). `runtime` fields never change a result's protocol: they are the run's setup, kept in provenance, never in
+# a cell key (threads and deterministic kernels can change float bits; they are fixed per profile for that reason).
+SECTIONS = {
+    "data": ("dataset",),
+    "quickstart": ("ipc", "eval_archs"),
+    "tables": ("ipcs", "distill_arch", "cross_archs"),
+    "eval": ("eval_epochs", "eval_epochs_noaug", "eval_lr", "eval_batch", "eval_dsa", "n_eval_models",
+             "test_per_class"),
+    "dm": ("dm_iterations", "dm_batch_real", "dm_lr_img"),
+    "dc": ("dc_iterations", "dc_batch_real", "dc_lr_img", "dc_metric", "dc_init", "dc_loop_cap"),
+    "mtt": ("mtt_experts", "mtt_buffer_epochs", "mtt_expert_per_class", "mtt_iterations", "mtt_syn_steps",
+            "mtt_expert_epochs", "mtt_max_start_epoch", "mtt_lr_img", "mtt_lr_lr", "mtt_lr_teacher", "mtt_batch_syn"),
+    "elf": ("feature_epochs", "feature_epoch", "feature_per_class"),
+    "study": ("study_method", "study_ipc", "study_matrix_archs", "study_matrix_ipc", "study_matrix_overrides",
+              "study_axes"),
+    "ablation": ("ablation_archs", "ablation_lam_front", "ablation_lam_rear", "ablation_feature_epochs",
+                 "ablation_feature_widths", "ablation_distill_epochs"),
+    "ptm": ("ptm_archs", "ptm_model_num", "ptm_model_num_others", "ptm_epochs", "ptm_per_class", "ptm_epoch",
+            "ptm_ood_source", "ptm_alpha", "ptm_batch", "ptm_methods", "ptm_ipc", "ptm_iterations", "ptm_model_nums",
+            "ptm_arch_pools", "ptm_epoch_grid", "ptm_sources"),
+    "runtime": ("name", "checkpoint_every", "test_batch", "threads", "deterministic"),
+}
+
+
+def section(p, name: str) -> dict:
+    """{field: value} of one component's fields (read through `p`, so a Tracked profile records them)."""
+    if name not in SECTIONS:
+        raise ElfkitError(f"unknown profile section {name!r}; one of {sorted(SECTIONS)}")
+    return {f: getattr(p, f) for f in SECTIONS[name]}
+
+
+class Tracked:
+    """A read-only view of a Profile that records every field read: an experiment's plan is built through one,
+    so the fields its results depend on are measured, never listed by hand."""
+
+    def __init__(self, profile: Profile):
+        object.__setattr__(self, "profile", profile)
+        object.__setattr__(self, "reads", set())
+
+    def __getattr__(self, name: str):
+        value = getattr(self.profile, name)    # AttributeError for a name that is no field
+        self.reads.add(name)
+        return value
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a tracked profile is read-only; use profiles.override")
+
+    def override(self, **changes) -> Tracked:
+        """A tracked view of the profile with `changes` applied; reads of either view land in this one's `reads`."""
+        out = Tracked(override(self.profile, **changes))
+        object.__setattr__(out, "reads", self.reads)
+        return out
+
 
 def _coerce(name: str, value, hint):
     origin = typing.get_origin(hint)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .context import Context, provenance
+from .context import Context
 from .errors import ElfkitError, StaleResultsError
 
 SCHEMA = 1
@@ -53,6 +53,9 @@ class Output:
     records: list[dict]
     artefacts: list[str] = field(default_factory=list)   # file names relative to the experiment's results folder
     data_source: dict = field(default_factory=dict)
+    reads: tuple[str, ...] = ()       # the profile fields the experiment's plan read (its configuration)
+    cells: list[str] = field(default_factory=list)       # keys of the cells the records come from
+    stats: object = None              # executors.Stats of the run
 
 
 @dataclass
@@ -90,8 +93,10 @@ def _check_finite(records: list[dict]) -> None:
                               "rate or check the input data, then rerun with recompute=True")
 
 
-def load(path: Path, expected_config: dict | None = None) -> Results:
-    """Read a records file and verify schema, records checksum, artefact hashes and (optionally) the config hash."""
+def load(path: Path, ctx: Context | None = None) -> Results:
+    """Read a records file and verify schema, records checksum, artefact hashes and (with `ctx`) that the run's
+    profile, overrides and seed agree with the configuration the records were computed with: the values of the
+    profile fields the experiment's plan read (stored with the records), so no torch and no planning is needed."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text())
@@ -109,13 +114,21 @@ def load(path: Path, expected_config: dict | None = None) -> Results:
         f = path.parent / name
         if not f.is_file() or file_sha256(f) != digest:
             raise ElfkitError(f"{path}: artefact {name} is missing or changed; rerun with recompute=True")
-    if expected_config is not None and config_hash(expected_config) != doc.get("config_hash"):
+    expected = ctx.config(fields_of(doc)) if ctx is not None else None
+    if expected is not None and config_hash(expected) != doc.get("config_hash"):
+        changed = sorted(k for k, v in expected["profile"].items() if doc["config"]["profile"].get(k, v) != v)
+        what = f" (fields that differ: {', '.join(changed)})" if changed else ""
         raise StaleResultsError(
             f"stale results: {path} was computed with a different configuration than the current "
-            f"profile {expected_config['profile']['name']!r} (+overrides, seed). Rerun with -p recompute True, "
+            f"profile {expected['profile']['name']!r} (+overrides, seed){what}. Rerun with -p recompute True, "
             "or use the committed profile and seed without overrides.")
     return Results(path, doc["experiment"], doc["profile"], doc["config"], doc["config_hash"], doc["provenance"],
                    doc["records"], doc.get("artefacts", {}))
+
+
+def fields_of(doc: dict) -> list[str]:
+    """The profile fields a records file's configuration covers (those its experiment's plan read)."""
+    return [k for k in doc["config"]["profile"] if k != "name"]
 
 
 def _recover(final: Path) -> None:
@@ -151,19 +164,18 @@ def cached(ctx: Context, fn: Callable[[Context], Output], recompute: bool = Fals
     final = ctx.results_dir
     _recover(final)
     path = final / RECORDS_FILE
-    config = ctx.config()
     if not recompute:
         if not path.is_file():
             how = ("they come from a GPU run: -p recompute True on a machine with CUDA; the cpu profile's results "
                    "are committed" if ctx.profile.name == "paper" else "rerun with -p recompute True")
             raise ElfkitError(f"no committed results for profile {ctx.profile.name!r} ({path}); {how}")
-        res = load(path, expected_config=config)
+        res = load(path, ctx)
         print(res.describe())
         return res
     if ctx.profile.name == "paper" and ctx.device.type != "cuda":
         raise ElfkitError("profile 'paper' recomputes only on a CUDA GPU (GPU hours of work) and this run has none; "
                           "use profile 'cpu' here, or a GPU machine (Colab: Runtime > Change runtime type > GPU)")
-    from .context import describe_device
+    from .provenance import describe_device, of_run
 
     print(f"recomputing on {describe_device(ctx.activate())}")
     stage = final.with_name(f".{final.name}.staging")
@@ -179,12 +191,14 @@ def cached(ctx: Context, fn: Callable[[Context], Output], recompute: bool = Fals
     try:
         out = fn(ctx)
         _check_finite(out.records)
+        config = ctx.config(out.reads)
+        prov = of_run(ctx, time.perf_counter() - t0, out.data_source,
+                      cells={"planned": len(out.cells), "computed": getattr(out.stats, "computed", None)})
         doc = {
             "schema": SCHEMA, "experiment": ctx.experiment, "profile": ctx.profile.name, "config": config,
             "config_hash": config_hash(config), "records_sha256": records_sha256(out.records),
-            "provenance": provenance(ctx, time.perf_counter() - t0, out.data_source),
-            "artefacts": {a: file_sha256(stage / a) for a in out.artefacts},
-            "records": out.records,
+            "provenance": prov, "artefacts": {a: file_sha256(stage / a) for a in out.artefacts},
+            "cells": out.cells, "records": out.records,
         }
         doc["sha256"] = doc_sha256(doc)
         atomic_write_json(stage / RECORDS_FILE, doc)
@@ -192,7 +206,7 @@ def cached(ctx: Context, fn: Callable[[Context], Output], recompute: bool = Fals
     finally:
         ctx.staging = None
         shutil.rmtree(stage, ignore_errors=True)
-    res = load(path, expected_config=config)
+    res = load(path, ctx)
     print(res.describe())
     return res
 

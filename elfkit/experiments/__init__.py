@@ -1,6 +1,7 @@
-"""One module per paper artefact: run(ctx) -> results.Output, PRODUCTS lists the files it leaves behind, USES the
-profile fields its results depend on (the config hash covers exactly those). Modules that need torch are imported
-inside the functions that compute, so replaying committed records (PRODUCTS, USES, tables, figures) stays torch-free."""
+"""One module per paper artefact. Each has plan(profile, seed) -> cells.Plan (its grid of cells, built through a
+tracked profile), run(ctx) -> results.Output (plan, execute the pending cells, assemble the records) and PRODUCTS
+(the files it leaves behind). Modules that need torch are imported inside the functions that compute, so replaying
+committed records (PRODUCTS, tables, figures) stays torch-free."""
 from . import (cross_arch, distill, elf_ablations, experts, inductive_bias, ptm_cross_arch,  # noqa: F401
                ptm_options, quickstart)
 

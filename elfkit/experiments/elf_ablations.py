@@ -5,18 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..cells import Plan
 from ..results import Output
-from . import cross_arch
-from . import synsets
+from . import grid
 
 SLUG = "04_elf_ablations"
 PRODUCTS = ["results/{profile}/04_elf_ablations/records.json", "figures/{profile}/04_elf_ablations_terms.png",
             "figures/{profile}/04_elf_ablations_sensitivity.png"]
-# + the settings of study_method (DM now: dm_*), as in 03
-USES = ("dataset", "distill_arch", "study_method", "study_ipc", "dm_iterations", "dm_batch_real", "dm_lr_img",
-        "eval_epochs", "eval_lr", "eval_batch", "eval_dsa", "n_eval_models", "test_per_class", "feature_epochs",
-        "feature_epoch", "feature_per_class", "ablation_archs", "ablation_lam_front", "ablation_lam_rear",
-        "ablation_feature_epochs", "ablation_feature_widths", "ablation_distill_epochs")
 ABLATIONS = ("loss_mode", "feature_loss", "lam_front", "lam_rear", "feature_epoch", "feature_width", "features",
              "feature_source")
 
@@ -34,7 +29,7 @@ class Variant:
     on_augmented: bool = False    # features of the augmented batch (flagged deviation, decision D2) instead of stored ones
 
 
-def grid(p) -> list[tuple[str, str, str, Variant]]:
+def ablation_grid(p) -> list[tuple[str, str, str, Variant]]:
     """(ablation, variant label, ablation arch, Variant) for every cell of the profile's ablations, in table order.
     Feature width: the evaluation ConvNet has the feature model's width, since a split takes only features of its
     own shape (no adapter, docs/elf.md §5); each width gets its own baseline."""
@@ -67,81 +62,67 @@ def key(v: Variant, channel: int = 1, im_size=(28, 28)) -> tuple:
     return (sig, "task") if v.mode == "task" else (sig, replace(v, eval_arch=""))
 
 
-def feature_getter(ctx, data, v: Variant, cache: dict):
-    """arch -> feature model for the variant's source and snapshot. The default is the cached getter of 01/03;
-    the other snapshots come from ONE trajectory that keeps every epoch of the grid."""
-    from .. import data as datasets, elf
-
-    p = ctx.profile
-    k = (v.source, v.feature_epoch)
-    if k not in cache:
-        if v.source == "wide" and v.feature_epoch == p.feature_epoch:
-            cache[k] = cross_arch.feature_models(ctx, data)
-        else:
-            wide = v.source == "wide"
-            train = datasets.subset(data, p.feature_per_class, 0, seed=ctx.seed)   # as cross_arch.feature_models
-            cache[k] = elf.feature_models(
-                train, ctx.runs_dir / "feature_models", epoch=v.feature_epoch, source=v.source,
-                epochs=p.feature_epochs if wide else p.ablation_distill_epochs, distill_arch=p.distill_arch,
-                snapshots=tuple(p.ablation_feature_epochs) if wide else (), device=ctx.device, train_missing=True,
-                progress=ctx.progress)
-    return cache[k]
-
-
-def feature_model_name(v: Variant, data, distill_arch: str) -> str:
+def feature_model_name(v: Variant, c: int, hw, distill_arch: str) -> str:
     from .. import models
 
     if v.source == "distill":
         return distill_arch
-    return models.matching_feature_model(v.eval_arch, data.spec.channel, data.spec.im_size)
+    return models.matching_feature_model(v.eval_arch, c, hw)
 
 
-def evaluate_variant(ctx, data, test, synset, v: Variant, getters: dict, common: dict) -> list[dict]:
-    """Records of one cell: n models trained with the variant's loss, or one 'elf_unavailable' row with the reason
-    when no feature model fits the architecture's split (reported, not raised)."""
-    from .. import elf
-
-    p = ctx.profile
-    if v.mode == "task":
-        return elf.evaluate(synset, test, [v.eval_arch], None, mode="task", **common)
-    why = elf.unavailable(v.eval_arch, test, v.source, p.distill_arch)
-    if why:
-        return [{"eval_arch": v.eval_arch, "eval_mode": "elf", "metric": "elf_unavailable", "reason": why}]
-    get = feature_getter(ctx, data, v, getters)
-    return elf.evaluate(synset, test, [v.eval_arch], get, mode=v.mode, kind=v.kind, lam_front=v.lam_front,
-                        lam_rear=v.lam_rear, on_augmented=v.on_augmented, **common)
+def elf_of(p, seed: int, v: Variant) -> dict:
+    """The ELF arguments of a variant: the default snapshot reads 03's feature model; other snapshots come from ONE
+    trajectory that keeps every epoch of the grid; `distill` reads the distillation ConvNet trained as an expert."""
+    wide_default = v.source == "wide" and v.feature_epoch == p.feature_epoch
+    snaps = () if wide_default or v.source == "distill" else tuple(p.ablation_feature_epochs)
+    return grid.elf_args(p, seed, v.eval_arch, mode=v.mode, kind=v.kind, lam_front=v.lam_front, lam_rear=v.lam_rear,
+                         on_augmented=v.on_augmented, source=v.source, epoch=v.feature_epoch, snapshots=snaps)
 
 
-def _record(ablation, label, group, v: Variant, r: dict, test, p, ipc) -> dict:
+def labels(ablation, label, group, v: Variant, p, c: int, hw, available: bool) -> dict:
     from .. import models
 
-    rec = {"method": p.study_method, "ipc": ipc, "dataset": test.name, "ablation": ablation, "variant": label,
-           "ablation_arch": group, "eval_arch": v.eval_arch, "eval_mode": r["eval_mode"]}
+    rec = {"method": p.study_method, "ipc": p.study_ipc, "dataset": grid.name_of(p.dataset), "ablation": ablation,
+           "variant": label, "ablation_arch": group, "eval_arch": v.eval_arch,
+           "eval_mode": "baseline" if v.mode == "task" else "elf"}
     if v.mode != "task":   # the knobs mean something only for ELF rows
         rec.update(loss_mode=v.mode, feature_loss=v.kind, lam_front=v.lam_front, lam_rear=v.lam_rear,
                    feature_epoch=v.feature_epoch, feature_source=v.source, on_augmented=v.on_augmented)
-        if r["metric"] != "elf_unavailable":
-            c, hw = test.spec.channel, test.spec.im_size
-            rec.update(feature_model=feature_model_name(v, test, p.distill_arch),
+        if available:
+            rec.update(feature_model=feature_model_name(v, c, hw, p.distill_arch),
                        feature_width=models.feature_shape(v.eval_arch, c, hw)[0])
-    rec.update({k: r[k] for k in ("model_seed", "metric", "value", "reason") if k in r})
     return rec
 
 
-def run(ctx) -> Output:
-    from .. import data as datasets
+def plan(p, seed: int) -> Plan:
+    """Every cell of the grid; cells with equal `key` train identical models, so they share evaluation cells (the
+    rows keep their own labels); a variant whose split no feature model fits gets an 'elf_unavailable' row."""
+    from types import SimpleNamespace
 
-    p = ctx.profile
-    data = datasets.load(p.dataset, device=ctx.device)
-    test = datasets.subset(data, 0, p.test_per_class, seed=ctx.seed)
-    synset = synsets.distilled(ctx, data, p.study_method, p.study_ipc)
-    common = dict(n_models=p.n_eval_models, seed=ctx.seed, epochs=p.eval_epochs, lr=p.eval_lr,
-                  batch_size=p.eval_batch, dsa=p.eval_dsa, test_batch=p.test_batch, device=ctx.device,
-                  progress=ctx.progress)
-    getters, done, records = {}, {}, []
-    for ablation, label, group, v in grid(p):
-        k = key(v, data.spec.channel, data.spec.im_size)
-        if k not in done:
-            done[k] = evaluate_variant(ctx, data, test, synset, v, getters, common)
-        records += [_record(ablation, label, group, v, r, test, p, p.study_ipc) for r in done[k]]
-    return Output(records, data_source=test.source)
+    from .. import elf
+    from ..protocol import EvalProtocol
+
+    c, hw = grid.spec_of(p.dataset)
+    shape = SimpleNamespace(spec=SimpleNamespace(channel=c, im_size=hw))
+    prot = EvalProtocol.of(p)
+    test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
+    out = Plan(data=test)
+    syn = grid.synset_cell(p, seed, p.study_method, p.study_ipc)
+    first: dict[tuple, Variant] = {}
+    for ablation, label, group, v in ablation_grid(p):
+        why = "" if v.mode == "task" else elf.unavailable(v.eval_arch, shape, v.source, p.distill_arch)
+        lab = labels(ablation, label, group, v, p, c, hw, not why)
+        if why:
+            out.literal([{"metric": "elf_unavailable", "reason": why}], **lab)
+            continue
+        u = first.setdefault(key(v, c, hw), v)    # the variant this network and loss were first planned under
+        grid.evaluations(out, syn, test, [u.eval_arch], prot, seed, fields=FIELDS, **lab,
+                         elf=None if u.mode == "task" else (lambda _a, u=u: elf_of(p, seed, u)))
+    return out
+
+
+FIELDS = ("model_seed", "metric", "value", "reason")
+
+
+def run(ctx) -> Output:
+    return grid.run(ctx, plan)

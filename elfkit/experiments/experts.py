@@ -1,82 +1,84 @@
-"""01_experts: the real-data models later notebooks need, trained once and cached under results/<profile>/runs/ —
-the ELF feature models (one ConvNet per split width of the cross-architecture table), the MTT expert
-trajectories (N experts × E epochs of the distillation network, docs/base-methods.md §6.1) and the CLoM pools of
-pre-trained models on the target and on an out-of-domain source (docs/ptm.md §5)."""
+"""01_experts: the real-data models later notebooks need, trained once as trajectory cells (snapshots under
+results/<profile>/runs/, records in the cell store) — the ELF feature models (one ConvNet per split width of the
+cross-architecture table), the MTT expert trajectories (N experts × E epochs of the distillation network,
+docs/base-methods.md §6.1) and the CLoM pools of pre-trained models on the target and an out-of-domain source
+(docs/ptm.md §5)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..cells import Plan
 from ..results import Output
-from . import cross_arch
-
-if TYPE_CHECKING:
-    from .. import experts
+from . import grid
 
 SLUG = "01_experts"
 PRODUCTS = ["results/{profile}/01_experts/records.json", "figures/{profile}/01_experts_feature_models.png",
             "figures/{profile}/01_experts_trajectories.png", "figures/{profile}/01_experts_ptm.png"]
-USES = ("dataset", "cross_archs", "feature_epochs", "feature_epoch", "feature_per_class", "distill_arch",
-        "mtt_experts", "mtt_buffer_epochs", "mtt_expert_per_class", "ptm_archs", "ptm_model_num",
-        "ptm_model_num_others", "ptm_epochs", "ptm_per_class", "ptm_ood_source", "test_per_class")
 
 
-def mtt_experts(ctx, data) -> list[experts.Trajectory]:
-    """The profile's MTT expert trajectories of the distillation network (trained now if missing; resumable).
-    Test accuracy is logged about 5 times per trajectory for the record, never used for selection."""
-    from .. import data as datasets, experts
+def feature_archs(p) -> dict[str, list[str]]:
+    """{feature model name: the cross_archs it serves} (a ConvNet per split shape)."""
+    from .. import models
+
+    c, hw = grid.spec_of(p.dataset)
+    out: dict[str, list[str]] = {}
+    for arch in p.cross_archs:
+        out.setdefault(models.matching_feature_model(arch, c, hw), []).append(arch)
+    return out
+
+
+def plan(p, seed: int) -> Plan:
+    out = Plan(data=grid.data_spec(p.dataset))
+    for archs in feature_archs(p).values():
+        out.extra.append(grid.feature_cell(p, seed, archs[0]))
+    out.extra += grid.expert_cells(p, seed)
+    for domain in ("target", "ood"):
+        for cells in grid.ptm_cells(p, seed, domain)[1].values():
+            out.extra += cells
+    return out
+
+
+def assemble(plan: Plan, outputs: dict, ctx, env) -> Output:
+    """Feature models: accuracy of the snapshot ELF reads; experts: their logged accuracy (about 5 per trajectory);
+    PTMs: accuracy after every epoch on the source's test subset. Reported, never used for selection."""
+    from .. import models
 
     p = ctx.profile
-    train = datasets.subset(data, p.mtt_expert_per_class, 0, seed=ctx.seed)
-    return experts.pool(train, p.distill_arch, p.mtt_experts, recipe="mtt_expert", seed=ctx.seed,
-                        root=ctx.runs_dir / "experts", epochs=p.mtt_buffer_epochs, device=ctx.device,
-                        progress=ctx.progress, test_every=max(1, p.mtt_buffer_epochs // 5))
+    c, hw = grid.spec_of(p.dataset)
+    records = []
+    for name, archs in feature_archs(p).items():
+        cell = grid.feature_cell(p, ctx.seed, archs[0])
+        records.append({"role": "elf_feature", "model": name, "for_eval_archs": archs,
+                        "feature_shape": list(models.feature_shape(name, c, hw)), "epoch": p.feature_epoch,
+                        "train_images": _n_train(cell, env), "metric": "test_acc",
+                        "value": outputs[cell.key]["score"][str(p.feature_epoch)]})
+    for i, cell in enumerate(grid.expert_cells(p, ctx.seed)):
+        n = _n_train(cell, env)
+        records += [{"role": "mtt_expert", "model": p.distill_arch, "expert": i, "seed": cell.args["seed"],
+                     "epoch": int(ep), "train_images": n, "metric": "test_acc", "value": acc}
+                    for ep, acc in _by_epoch(outputs[cell.key]["test_acc"])]
+    for domain in ("target", "ood"):
+        src, pools = grid.ptm_cells(p, ctx.seed, domain)
+        records += [{"role": "ptm", "model": a, "member": i, "seed": cell.args["seed"], "epoch": int(ep),
+                     "metric": "test_acc", "value": acc, "domain": domain, "source": _name(src, env)}
+                    for a, cells in pools.items() for i, cell in enumerate(cells)
+                    for ep, acc in _by_epoch(outputs[cell.key]["test_acc"])]
+    return Output(records)
 
 
-def ptm_pools(ctx, domain: str = "target"):
-    """(source data, {arch: [trajectories]}) of the profile's PTM pools, trained now if missing (resumable).
-    target: every ptm_archs architecture on the target (ptm_model_num members of the distillation network,
-    ptm_model_num_others of the rest); ood: one distillation-network PTM on ptm_ood_source. Test accuracy per
-    epoch on the source's test set (test_per_class images per class; reported, never selected on)."""
-    from .. import data as datasets, ptm
+def _by_epoch(acc: dict) -> list[tuple[int, float]]:
+    return sorted((int(k), v) for k, v in acc.items())
 
-    p = ctx.profile
-    if domain not in ("target", "ood"):
-        raise ValueError(f"domain must be 'target' or 'ood', got {domain!r}")
-    name = p.dataset if domain == "target" else p.ptm_ood_source
-    src = datasets.subset(datasets.load(name, device=ctx.device), p.ptm_per_class, p.test_per_class, seed=ctx.seed)
-    if domain == "target":
-        counts = {a: p.ptm_model_num if a == p.distill_arch else p.ptm_model_num_others for a in p.ptm_archs}
-    else:
-        counts = {p.distill_arch: 1}
-    return src, ptm.train_pools(src, list(counts), counts, root=ctx.runs_dir / "ptm", epochs=p.ptm_epochs,
-                                seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+
+def _n_train(cell, env) -> int:
+    from ..cell_kinds import load_data
+
+    return len(load_data(cell.args["data"], env.device).y_train)
+
+
+def _name(spec: dict, env) -> str:
+    from ..cell_kinds import load_data
+
+    return load_data(spec, env.device).name
 
 
 def run(ctx) -> Output:
-    from .. import data as datasets, models, ptm
-    from ..train import accuracy
-
-    p = ctx.profile
-    data = datasets.load(p.dataset, device=ctx.device)
-    get = cross_arch.feature_models(ctx, data)
-    records, seen = [], set()
-    for arch in p.cross_archs:
-        name = models.matching_feature_model(arch, data.spec.channel, data.spec.im_size)
-        if name in seen:
-            continue
-        seen.add(name)
-        fm = get(arch)   # trains (or loads) the trajectory; the snapshot ELF reads
-        shape = models.feature_shape(name, data.spec.channel, data.spec.im_size)
-        records.append({"role": "elf_feature", "model": name, "for_eval_archs": [
-            a for a in p.cross_archs if models.matching_feature_model(a, data.spec.channel, data.spec.im_size) == name],
-            "feature_shape": list(shape), "epoch": p.feature_epoch, "train_images": p.feature_per_class * data.num_classes or len(
-                data.y_train), "metric": "test_acc", "value": accuracy(fm, data.x_test, data.y_test)})
-    n_train = p.mtt_expert_per_class * data.num_classes or len(data.y_train)
-    for i, traj in enumerate(mtt_experts(ctx, data)):
-        records += [{"role": "mtt_expert", "model": p.distill_arch, "expert": i, "seed": traj.config["seed"],
-                     "epoch": ep, "train_images": n_train, "metric": "test_acc", "value": acc}
-                    for ep, acc in sorted(traj.test_acc.items())]
-    for domain in ("target", "ood"):
-        src, pools = ptm_pools(ctx, domain)
-        records += [{**r, "domain": domain, "source": src.name} for r in ptm.pool_accuracy(pools)]
-    return Output(records, data_source=data.source)
+    return grid.run(ctx, plan, assemble)

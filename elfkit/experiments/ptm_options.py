@@ -1,24 +1,18 @@
 """06_ptm_options: which pre-trained-model options matter for CLoM (docs/ptm.md §7 E2–E5) — the number of
 initialisations, the architecture pool, the PTMs' training epoch and the source domain — each against the
-same method without CLoM (same seed, iterations and evaluation). Pools come from 01_experts (cached)."""
+same method without CLoM (same seed, iterations and evaluation). Pools are 01_experts' trajectory cells."""
 from __future__ import annotations
 
-import json
-
+from ..cells import Plan
 from ..results import Output
-from . import synsets
-from .experts import ptm_pools
+from . import grid
 
 SLUG = "06_ptm_options"
 PRODUCTS = ["results/{profile}/06_ptm_options/records.json", "figures/{profile}/06_ptm_options.png"]
-USES = ("dataset", "distill_arch", "test_per_class", "eval_epochs", "eval_lr", "eval_batch", "eval_dsa",
-        "n_eval_models", "dm_iterations", "dm_batch_real", "dm_lr_img", "dc_iterations", "dc_batch_real", "dc_lr_img",
-        "dc_metric", "dc_init", "dc_loop_cap", "ptm_archs", "ptm_model_num", "ptm_model_num_others", "ptm_epochs",
-        "ptm_per_class", "ptm_epoch", "ptm_ood_source", "ptm_alpha", "ptm_batch", "ptm_methods", "ptm_ipc",
-        "ptm_iterations", "ptm_model_nums", "ptm_arch_pools", "ptm_epoch_grid", "ptm_sources")
 STUDIES = ("initialisations", "architectures", "ptm_epoch", "source")
 # E5: label -> (pool domain, distance). CE needs the target's label space, so the other domain only has cos.
 SOURCES = {"target_ce": ("target", "ce_code"), "target_cos": ("target", "cos"), "ood_cos": ("ood", "cos")}
+FIELDS = ("eval_arch", "model_seed", "metric", "value")
 
 
 def options(p) -> list[dict]:
@@ -37,51 +31,41 @@ def options(p) -> list[dict]:
     return out
 
 
-def guidance_for(ctx, data, pools_by_domain, opt: dict):
-    """The clom.Guidance of one option (alpha ptm_alpha for every architecture)."""
-    from .. import ptm
-
-    p = ctx.profile
+def guidance_spec(p, seed: int, pools_by_domain: dict, opt: dict) -> dict:
+    """The CLoM arguments of one option: the first model_num members of each chosen pool at snapshot `epoch`,
+    alpha ptm_alpha for every architecture (docs/ptm.md §4)."""
     src, pools = pools_by_domain[opt["domain"]]
     missing = [a for a in opt["archs"] if a not in pools]
     if missing:
         raise ValueError(f"architectures {missing} have no PTM pool; add them to ptm_archs")
-    chosen = {a: pools[a] for a in opt["archs"]}
-    return ptm.guidance(chosen, source=src, target=data, epoch=opt["epoch"], alphas=p.ptm_alpha,
-                        distance=opt["distance"], model_num=opt["model_num"], batch=p.ptm_batch, seed=ctx.seed,
-                        device=ctx.device)
+    n = opt["model_num"]
+    return {"pools": {a: pools[a][:n] if n else pools[a] for a in opt["archs"]}, "source": src, "epoch": opt["epoch"],
+            "alpha": p.ptm_alpha, "distance": opt["distance"], "model_num": n, "batch": p.ptm_batch, "seed": seed}
+
+
+def plan(p, seed: int) -> Plan:
+    from ..protocol import EvalProtocol
+
+    prot = EvalProtocol.of(p)
+    test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
+    out = Plan(data=test)
+    pools = {d: grid.ptm_cells(p, seed, d) for d in ("target", "ood")}
+    for method in p.ptm_methods:
+        plain = grid.synset_cell(p, seed, method, p.ptm_ipc, iterations=p.ptm_iterations)
+        for s in prot.seeds(seed):        # each model's record once per study (the studies share the baseline)
+            cell = grid.eval_cell(plain, test, p.distill_arch, s, prot)
+            for study in STUDIES:
+                out.row(cell, FIELDS, study=study, option="no CLoM", clom=False, method=method, ipc=p.ptm_ipc)
+        for opt in options(p):
+            g = guidance_spec(p, seed, pools, opt)
+            syn = grid.synset_cell(p, seed, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)
+            grid.evaluations(out, syn, test, [p.distill_arch], prot, seed, fields=FIELDS, study=opt["study"],
+                             option=opt["option"], clom=True, method=method, ipc=p.ptm_ipc,
+                             pool="+".join(opt["archs"]), model_num=opt["model_num"], ptm_epoch=opt["epoch"],
+                             source=grid.name_of(pools[opt["domain"]][0]["dataset"]), distance=opt["distance"],
+                             alpha=p.ptm_alpha)
+    return out
 
 
 def run(ctx) -> Output:
-    from .. import data as datasets
-    from ..evaluate import evaluate_synset
-
-    p = ctx.profile
-    data = datasets.load(p.dataset, device=ctx.device)
-    test = datasets.subset(data, 0, p.test_per_class, seed=ctx.seed)
-    pools = {d: ptm_pools(ctx, d) for d in ("target", "ood")}
-    common = dict(n_models=p.n_eval_models, seed=ctx.seed, epochs=p.eval_epochs, lr=p.eval_lr,
-                  batch_size=p.eval_batch, dsa=p.eval_dsa, test_batch=p.test_batch, device=ctx.device,
-                  progress=ctx.progress)
-    records, seen = [], {}       # identical sets (the same guidance in two studies) are evaluated once
-
-    def evaluate(syn, key):
-        if key not in seen:
-            seen[key] = evaluate_synset(syn, test, [p.distill_arch], **common)
-        return seen[key]
-
-    for method in p.ptm_methods:
-        plain = synsets.distilled(ctx, data, method, p.ptm_ipc, iterations=p.ptm_iterations)
-        for r in evaluate(plain, (method, "none")):
-            records += [{"study": s, "option": "no CLoM", "clom": False, "method": method, "ipc": p.ptm_ipc, **r}
-                        for s in STUDIES]
-        for opt in options(p):
-            g = guidance_for(ctx, data, pools, opt)
-            syn = synsets.distilled(ctx, data, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)
-            key = (method, json.dumps(g.config(), sort_keys=True, default=str))
-            for r in evaluate(syn, key):
-                records.append({"study": opt["study"], "option": opt["option"], "clom": True, "method": method,
-                                "ipc": p.ptm_ipc, "pool": "+".join(opt["archs"]), "model_num": opt["model_num"],
-                                "ptm_epoch": opt["epoch"], "source": pools[opt["domain"]][0].name,
-                                "distance": opt["distance"], "alpha": p.ptm_alpha, **r})
-    return Output(records, data_source=test.source)
+    return grid.run(ctx, plan)

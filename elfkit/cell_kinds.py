@@ -1,0 +1,168 @@
+"""What each kind of cell computes (elfkit.cells): `synset` distils (or draws random real) one set, `evaluate` trains
+and tests one evaluation model (baseline or ELF), `trajectory` trains one network on real data with snapshots
+(an ELF feature model, an MTT expert, a CLoM PTM). Each function sees only its arguments and the run's setup
+(`Env`: device, folders, progress) — never the profile — so its key covers everything that shapes its output."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import data as datasets, seeding
+from .cells import Cell, CellStore
+from .errors import ElfkitError
+
+
+@dataclass
+class Env:
+    """How cells run here (never part of a key): device, where artefacts go, progress, batch of test passes."""
+    device: object
+    store: CellStore
+    runs_dir: Path
+    progress: str = "off"
+    test_batch: int = 256
+    checkpoint_every: int = 0
+    threads: int = 0
+    deterministic: bool = True
+    executor: str = "serial"
+
+    def setup(self, cell: Cell) -> None:
+        """Seeds (from the key: the order cells run in, or the process, cannot matter), threads and kernels."""
+        seeding.seed_all(int(cell.short[:15], 16), deterministic=self.deterministic, threads=self.threads or None)
+
+
+_DATA: dict[tuple, datasets.Data] = {}
+
+
+def data_spec(dataset: str, train_per_class: int = 0, test_per_class: int = 0, seed: int = 0) -> dict:
+    """A cell's data argument: a dataset by name, optionally a stratified seeded subset (data.subset)."""
+    return {"dataset": dataset, "train_per_class": train_per_class, "test_per_class": test_per_class, "seed": seed}
+
+
+def load_data(spec: dict, device) -> datasets.Data:
+    """The data a spec names, loaded once per process and device."""
+    k = (spec["dataset"], str(device))
+    if k not in _DATA:
+        _DATA[k] = datasets.load(spec["dataset"], device=device)
+    d = _DATA[k]
+    if spec["train_per_class"] or spec["test_per_class"]:
+        d = datasets.subset(d, spec["train_per_class"], spec["test_per_class"], seed=spec["seed"])
+    return d
+
+
+def trajectory_of(ref: Cell, env: Env):
+    from .experts import Trajectory
+
+    doc = env.store.get(ref)
+    out = doc["output"]
+    return Trajectory(env.runs_dir / out["folder"], ref.args["arch"], out["config"],
+                      {int(k): v for k, v in out["test_acc"].items()})
+
+
+def synset_of(ref: Cell, env: Env):
+    from .synset import load
+
+    return load(env.store.artefact(ref, ".safetensors"))
+
+
+def _guidance(spec: dict, target, env: Env):
+    from . import ptm
+
+    pools = {a: [trajectory_of(r, env) for r in refs] for a, refs in spec["pools"].items()}
+    source = load_data(spec["source"], env.device)
+    return ptm.guidance(pools, source=source, target=target, epoch=spec["epoch"], alphas=spec["alpha"],
+                        distance=spec["distance"], model_num=spec["model_num"], batch=spec["batch"], seed=spec["seed"],
+                        device=env.device)
+
+
+def synset(cell: Cell, env: Env) -> dict:
+    """One synthetic set, saved beside its record (results/<profile>/cells/synset/<hash>.safetensors); distillation
+    checkpoints go to runs/checkpoints, so a killed cell resumes where it stopped."""
+    from .distill import METHODS
+    from .evaluate import random_real
+
+    a = cell.args
+    data = load_data(a["data"], env.device)
+    if a["method"] == "random_real":
+        syn = random_real(data, a["ipc"], a["seed"])
+    else:
+        if a["method"] not in METHODS:
+            raise ElfkitError(f"unknown distillation method {a['method']!r}; one of {sorted(METHODS)}")
+        kw = dict(a["settings"])
+        if a.get("guidance"):
+            kw["guidance"] = _guidance(a["guidance"], data, env)
+        if a["method"] == "MTT":
+            kw["experts"] = [trajectory_of(r, env) for r in a["experts"]]
+        ckpt = env.runs_dir / "checkpoints" / f"{cell.short}.ckpt"
+        syn = METHODS[a["method"]].distill(data, ipc=a["ipc"], arch=a["arch"], seed=a["seed"], device=env.device,
+                                           checkpoint=ckpt, checkpoint_every=env.checkpoint_every, resume=True,
+                                           progress=env.progress, **kw)
+    path = syn.save(env.store.artefact(cell, ".safetensors"))
+    from .results import file_sha256
+
+    return {"file": path.name, "sha256": file_sha256(path), "loss_curve": syn.meta.get("loss_curve", []),
+            "syn_lr": syn.meta.get("syn_lr")}
+
+
+def evaluate(cell: Cell, env: Env) -> dict:
+    """One evaluation model: trained on the set under the protocol (`elf`: with ELF's loss and the feature
+    model's snapshot), tested once. Model seed s initialises the network and drives its minibatches and DSA."""
+    from . import elf
+    from .evaluate import evaluate_synset
+
+    a = cell.args
+    syn = synset_of(a["synset"], env)
+    test = load_data(a["test"], env.device)
+    p = a["protocol"]
+    common = dict(n_models=1, seed=a["model_seed"], epochs=p["epochs"], lr=p["lr"], batch_size=p["batch"],
+                  dsa=p["dsa"], test_batch=env.test_batch, device=env.device, progress=env.progress)
+    e = a.get("elf")
+    if not e:
+        recs = evaluate_synset(syn, test, [a["arch"]], **common)
+    else:
+        traj = trajectory_of(e["features"], env)
+        fm = traj.model(e["epoch"], test.spec.channel, test.num_classes, test.spec.im_size, env.device)
+        recs = elf.evaluate(syn, test, [a["arch"]], lambda _arch: fm, mode=e["mode"], kind=e["kind"],
+                            lam_front=e["lam_front"], lam_rear=e["lam_rear"], on_augmented=e["on_augmented"], **common)
+    return {"records": recs}
+
+
+def trajectory(cell: Cell, env: Env) -> dict:
+    """One network trained on real data (experts.train, resumable per epoch) under runs/<root>/; the record keeps
+    its logged test accuracy and, for `score_epochs`, the snapshot's accuracy on the data's test set."""
+    from . import experts
+    from .train import accuracy
+
+    a = cell.args
+    data = load_data(a["data"], env.device)
+    traj = experts.train(data, a["arch"], recipe=a["recipe"], seed=a["seed"], root=env.runs_dir / a["root"],
+                         snapshot_epochs=a["snapshots"], epochs=a["epochs"], device=env.device, progress=env.progress,
+                         test_every=a["test_every"])
+    score = {}
+    for ep in a.get("score_epochs", ()):
+        net = traj.model(ep, data.spec.channel, data.num_classes, data.spec.im_size, env.device)
+        score[str(ep)] = accuracy(net, data.x_test, data.y_test)
+    return {"folder": str(traj.folder.relative_to(env.runs_dir)), "config": traj.config,
+            "test_acc": {str(k): v for k, v in sorted(traj.test_acc.items())}, "score": score}
+
+
+KINDS = {"synset": synset, "evaluate": evaluate, "trajectory": trajectory}
+
+
+def materialised(store: CellStore, runs_dir: Path):
+    """materialised(cell, doc): is a finished cell's output usable here (its artefact files present)?"""
+    def check(cell: Cell, doc: dict | None) -> bool:
+        if doc is None:
+            return False
+        if cell.kind == "synset":
+            return store.artefact(cell, ".safetensors").is_file()
+        if cell.kind == "trajectory":
+            folder = runs_dir / doc["output"]["folder"]
+            return (folder / f"epoch_{cell.args['epochs']:04d}.safetensors").is_file()
+        return True
+    return check
+
+
+def run(cell: Cell, env: Env) -> dict:
+    """Set up (seeds from the key, threads, kernels) and compute one cell; returns its output."""
+    env.setup(cell)
+    return KINDS[cell.kind](cell, env)

@@ -1,0 +1,160 @@
+"""The cells experiments are built from, and the runner that plans, executes and assembles them (elfkit.cells).
+
+Builders read the profile through a profiles.Tracked view: the fields a plan reads are the experiment's
+configuration (recorded with its results), and every value a cell uses is in that cell's arguments."""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..cells import Cell, Plan
+from ..results import Output
+
+FEATURE_SEED = 3407          # the ELF release's feature-model seed (docs/elf.md §3.2)
+
+
+def data_spec(dataset: str, train_per_class: int = 0, test_per_class: int = 0, seed: int = 0) -> dict:
+    """A cell's data argument: a dataset by canonical name, optionally a stratified seeded subset (data.subset)."""
+    from ..data import canonical
+
+    return {"dataset": canonical(dataset), "train_per_class": train_per_class, "test_per_class": test_per_class, "seed": seed}
+
+
+def name_of(dataset: str) -> str:
+    from ..data import canonical
+
+    return canonical(dataset)
+
+
+def spec_of(dataset: str):
+    """channel, im_size of a dataset (for split shapes and network signatures), without loading it."""
+    from ..data import SPECS, canonical
+
+    s = SPECS[canonical(dataset)]
+    return s.channel, tuple(s.im_size)
+
+
+def trajectory(data: dict, arch: str, recipe: str, epochs: int, seed: int, root: str, *, snapshots=None,
+               test_every: int = 0, score_epochs=()) -> Cell:
+    return Cell("trajectory", {"data": data, "arch": arch, "recipe": recipe, "epochs": epochs, "seed": seed,
+                               "snapshots": snapshots, "test_every": test_every, "root": root,
+                               "score_epochs": list(score_epochs)})
+
+
+def pool_seed(seed: int, arch: str, i: int) -> int:
+    """Member i of a pool (experts.pool): distinct initialisation and data order."""
+    from ..seeding import derive
+
+    return derive(seed, "pool", arch, i) % 2**31
+
+
+def expert_cells(p, seed: int) -> list[Cell]:
+    """The MTT expert trajectories of the distillation network (mtt_experts × mtt_buffer_epochs, every epoch kept)."""
+    data = data_spec(p.dataset, p.mtt_expert_per_class, 0, seed)
+    return [trajectory(data, p.distill_arch, "mtt_expert", p.mtt_buffer_epochs, pool_seed(seed, p.distill_arch, i),
+                       "experts", test_every=max(1, p.mtt_buffer_epochs // 5)) for i in range(p.mtt_experts)]
+
+
+def ptm_cells(p, seed: int, domain: str = "target") -> tuple[dict, dict[str, list[Cell]]]:
+    """(source spec, {arch: member cells}) of the CLoM pools: on the target, ptm_model_num members of the
+    distillation network and ptm_model_num_others of every other ptm_archs architecture; ood: one distillation
+    network on ptm_ood_source. Each member logs its test accuracy after every epoch."""
+    if domain not in ("target", "ood"):
+        raise ValueError(f"domain must be 'target' or 'ood', got {domain!r}")
+    src = data_spec(p.dataset if domain == "target" else p.ptm_ood_source, p.ptm_per_class, p.test_per_class, seed)
+    if domain == "target":
+        counts = {a: p.ptm_model_num if a == p.distill_arch else p.ptm_model_num_others for a in p.ptm_archs}
+    else:
+        counts = {p.distill_arch: 1}
+    return src, {a: [trajectory(src, a, "ptm", p.ptm_epochs, pool_seed(seed, a, i), "ptm", test_every=1)
+                     for i in range(n)] for a, n in counts.items()}
+
+
+def feature_cell(p, seed: int, arch: str, *, source: str = "wide", epoch: int | None = None,
+                 snapshots: tuple = ()) -> Cell:
+    """The ELF feature model for `arch` (docs/elf.md §3): wide — the ConvNet whose split output matches arch's
+    split, ELF_buffer.sh recipe, seed 3407; distill — the distillation ConvNet as an MTT expert."""
+    from .. import models
+
+    c, hw = spec_of(p.dataset)
+    epoch = p.feature_epoch if epoch is None else epoch
+    data = data_spec(p.dataset, p.feature_per_class, 0, seed)
+    if source == "distill":
+        n_ep = p.ablation_distill_epochs
+        snaps = sorted({epoch, n_ep})
+        return trajectory(data, p.distill_arch, "mtt_expert", n_ep, FEATURE_SEED, "feature_models",
+                          snapshots=snaps, score_epochs=snaps)
+    name = models.matching_feature_model(arch, c, hw)
+    n_ep = p.feature_epochs
+    snaps = sorted({epoch, n_ep, *snapshots})     # every snapshot's test accuracy is recorded (it is ELF's x-axis)
+    return trajectory(data, name, "elf_feature", n_ep, FEATURE_SEED, "feature_models", snapshots=snaps,
+                      score_epochs=snaps)
+
+
+def elf_args(p, seed: int, arch: str, *, mode: str = "front_rear_task", kind: str = "CE", lam_front: float = 1.0,
+             lam_rear: float = 1.0, on_augmented: bool = False, source: str = "wide", epoch: int | None = None,
+             snapshots: tuple = ()) -> dict:
+    epoch = p.feature_epoch if epoch is None else epoch
+    return {"mode": mode, "kind": kind, "lam_front": lam_front, "lam_rear": lam_rear, "on_augmented": on_augmented,
+            "features": feature_cell(p, seed, arch, source=source, epoch=epoch, snapshots=snapshots),
+            "epoch": epoch}
+
+
+def synset_cell(p, seed: int, method: str, ipc: int, *, guidance: dict | None = None, iterations: int = 0) -> Cell:
+    """One set of `method` at `ipc` on the distillation network with the method's profile section; MTT takes
+    the profile's expert trajectories; `guidance` (a CLoM spec) and `iterations` (> 0 replaces the section's)."""
+    data = data_spec(p.dataset)
+    if method == "random_real":
+        return Cell("synset", {"method": method, "ipc": ipc, "data": data, "seed": seed})
+    from ..distill import METHODS
+
+    settings = METHODS[method].profile_kwargs(p)
+    if iterations:
+        settings["iterations"] = iterations
+    args = {"method": method, "ipc": ipc, "data": data, "arch": p.distill_arch, "seed": seed, "settings": settings,
+            "guidance": guidance}
+    if method == "MTT":
+        args["experts"] = expert_cells(p, seed)
+    return Cell("synset", args)
+
+
+def evaluations(plan: Plan, syn: Cell, test: dict, archs, protocol, seed: int, *, elf: Callable | None = None,
+                fields: tuple | None = None, **labels) -> None:
+    """One evaluation cell per (architecture, model seed) of the protocol, as rows with `labels`.
+    `elf(arch)` -> the ELF arguments of that architecture (None: the baseline)."""
+    for arch in archs:
+        for s in protocol.seeds(seed):
+            plan.row(eval_cell(syn, test, arch, s, protocol, elf(arch) if elf else None), fields, **labels)
+
+
+def eval_cell(syn: Cell, test: dict, arch: str, model_seed: int, protocol, elf: dict | None = None) -> Cell:
+    """One evaluation model of `arch` on the set, seeded `model_seed`, trained under the protocol (ELF: `elf`)."""
+    return Cell("evaluate", {"synset": syn, "test": test, "arch": arch, "model_seed": model_seed,
+                             "protocol": protocol.training(), "elf": elf})
+
+
+def run(ctx, plan_fn: Callable, assemble: Callable | None = None) -> Output:
+    """Plan through a tracked profile, compute the pending cells with ctx's executor, assemble the records."""
+    from .. import cell_kinds, executors, profiles
+
+    p = ctx.profile
+    tracked = profiles.Tracked(p)
+    plan = plan_fn(tracked, ctx.seed)
+    env = cell_kinds.Env(device=ctx.device, store=executors.store_for(p.name), runs_dir=ctx.runs_dir,
+                         progress=ctx.progress, test_batch=p.test_batch, checkpoint_every=p.checkpoint_every,
+                         threads=p.threads, deterministic=p.deterministic)
+    stats = executors.execute(plan, env, ctx.executor)
+    outputs = {c.key: env.store.get(c)["output"] for c in plan.cells()}
+    out = assemble(plan, outputs, ctx, env) if assemble else Output(plan.records(outputs))
+    if not out.data_source and plan.data:
+        out.data_source = cell_kinds.load_data(plan.data, ctx.device).source
+    out.reads, out.cells, out.stats = tuple(sorted(tracked.reads)), plan.keys(), stats
+    return out
+
+
+def plan_of(module, profile, seed: int = 0) -> tuple[Plan, tuple[str, ...]]:
+    """(plan, fields read) of an experiment module for a profile — what the key tests and the CLI inspect."""
+    from .. import profiles
+
+    tracked = profiles.Tracked(profile)
+    plan = module.plan(tracked, seed)
+    return plan, tuple(sorted(tracked.reads))
