@@ -81,7 +81,7 @@ def dm_step_ours(d, images, y_syn, g, device, batch_real, it=[0]):
     ridx = torch.cat([c[torch.randperm(len(c), generator=g)[:batch_real]] for c in cls]).to(device)
     xr, yr = d.x_train[ridx], d.y_train[ridx]
     xr, xs = augment.siamese_by_class(xr, yr, images, y_syn, d.num_classes, augment.strategy_for(d.name), g)
-    loss = dm.dm_loss(net, dm._layout(xr, cpu), yr, dm._layout(xs, cpu), y_syn, d.num_classes, False, cpu)
+    loss = dm.dm_loss(net, dm.layout(xr, cpu), yr, dm.layout(xs, cpu), y_syn, d.num_classes, False, cpu)
     loss.backward()
 
 

@@ -97,7 +97,7 @@ def synset(cell: Cell, env: Env) -> dict:
                                            checkpoint=ckpt, checkpoint_every=env.checkpoint_every, resume=True,
                                            progress=env.progress, **kw)
     path = syn.save(env.store.artefact(cell, ".safetensors"))
-    from .results import file_sha256
+    from .safefile import file_sha256
 
     return {"file": path.name, "sha256": file_sha256(path), "loss_curve": syn.meta.get("loss_curve", []),
             "syn_lr": syn.meta.get("syn_lr")}

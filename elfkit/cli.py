@@ -183,7 +183,8 @@ def cmd_train_feature_model(a) -> int:
 def cmd_reproduce(a) -> int:
     from .reproduce import run
 
-    return run(profile=a.profile, only=a.only, recompute=a.recompute, seed=a.seed, device=a.device)
+    return run(profile=a.profile, only=a.only, recompute=a.recompute, seed=a.seed, device=a.device,
+               executor=a.executor)
 
 
 def cmd_bench(a) -> int:
@@ -345,11 +346,10 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--progress", default="auto", choices=["auto", "bar", "rows", "off"], help="progress display")
     f.set_defaults(func=cmd_train_feature_model)
 
+    from .reproduce import add_arguments
+
     r = sub.add_parser("reproduce", help="run the notebooks through papermill at a profile")
-    r.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="scale (default: cpu)")
-    r.add_argument("--only", nargs="+", help="notebook slugs or numbers, e.g. 00_quickstart or 00")
-    r.add_argument("--recompute", action="store_true", help="rerun for real (default: replay committed results)")
-    common(r, progress=False)
+    add_arguments(r)
     r.set_defaults(func=cmd_reproduce)
 
     b = sub.add_parser("bench", help="benchmark DM iterations and evaluation against a straightforward version")

@@ -169,7 +169,7 @@ def feature_models(data: Data, root, *, epoch: int = 100, seed: int = 3407, epoc
             rec = experts.recipe_of(recipe, epochs)
             n_ep = rec.epochs
             snaps = sorted({epoch, n_ep, *snapshots})
-            cfg_folder = experts.folder_for(root, experts._config(data, name, rec, seed, snaps))
+            cfg_folder = experts.folder_for(root, experts.trajectory_config(data, name, rec, seed, snaps))
             if not (cfg_folder / f"epoch_{epoch:04d}.safetensors").is_file() and not train_missing:
                 raise ElfkitError(f"no {name} feature model (epoch {epoch} of {n_ep}, seed {seed}) under {root}; "
                                   f"train it: elfkit train-feature-model --arch {name} --recipe {recipe} "

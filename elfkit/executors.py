@@ -6,9 +6,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from . import cell_kinds, log
+from typing import TYPE_CHECKING
+
+from . import log
 from .cells import GPU_KINDS, Cell, CellStore, Plan, pending
 from .errors import ElfkitError
+
+if TYPE_CHECKING:      # torch-side; imported where cells run, so parse() and the store stay torch-free
+    from . import cell_kinds
 
 EXECUTORS = ("serial", "ray")
 
@@ -29,6 +34,8 @@ def parse(executor: str) -> tuple[str, str | None]:
 
 
 def execute(plan: Plan, env: cell_kinds.Env, executor: str = "serial") -> Stats:
+    from . import cell_kinds
+
     name, address = parse(executor)
     todo = pending(plan, env.store, cell_kinds.materialised(env.store, env.runs_dir))
     n = len(plan.cells())
@@ -49,6 +56,7 @@ def _provenance(env, wall_s: float, started: str, executor: str) -> dict:
 
 def _compute(cell: Cell, env) -> tuple[dict, dict]:
     """(output, provenance) of one cell: the unit both executors run."""
+    from . import cell_kinds
     from .provenance import utc_now
 
     started, t0 = utc_now(), time.perf_counter()

@@ -78,7 +78,7 @@ class Trajectory:
         return net.to(device).eval()
 
 
-def _config(data: Data, arch: str, recipe: Recipe, seed: int, snapshot_epochs) -> dict:
+def trajectory_config(data: Data, arch: str, recipe: Recipe, seed: int, snapshot_epochs) -> dict:
     return {"dataset": data.name, "n_train": len(data.y_train), "arch": arch, "recipe": asdict(recipe), "seed": seed,
             "snapshots": list(snapshot_epochs) if snapshot_epochs is not None else "all"}
 
@@ -105,7 +105,7 @@ def train(
     Resumable: rerunning with the same arguments continues from the last complete epoch."""
     rec = recipe_of(recipe, epochs)
     device = torch.device(device)
-    cfg = _config(data, arch, rec, seed, snapshot_epochs)
+    cfg = trajectory_config(data, arch, rec, seed, snapshot_epochs)
     folder = folder_for(root, cfg)
     folder.mkdir(parents=True, exist_ok=True)
     keep = set(range(rec.epochs + 1)) if snapshot_epochs is None else set(snapshot_epochs) | {0, rec.epochs}

@@ -11,6 +11,8 @@ at most once, e.g. ``ConvNetD2W64BN``. ``list_models()`` shows the enumerated na
 """
 from __future__ import annotations
 
+import functools
+
 import difflib
 import fnmatch
 import re
@@ -218,7 +220,12 @@ def split(model: nn.Module) -> tuple[nn.Module, nn.Module]:
 
 def feature_shape(name: str, channel: int, im_size) -> tuple[int, int, int]:
     """Shape (C, H, W) of the ELF front's output of model ``name`` on ``channel``×H×W inputs."""
-    h, w = _pair(im_size)
+    return _feature_shape(name, channel, _pair(im_size))
+
+
+@functools.lru_cache(maxsize=None)      # a pure function of its arguments; plans ask it hundreds of times
+def _feature_shape(name: str, channel: int, hw: tuple[int, int]) -> tuple[int, int, int]:
+    h, w = hw
     front, _ = split(_meta_model(name, channel, (h, w)))
     with torch.no_grad():
         return tuple(front(torch.empty(1, channel, h, w, device="meta")).shape[1:])
@@ -230,6 +237,11 @@ def matching_feature_model(name: str, channel: int, im_size) -> str:
     E.g. "ConvNet" for ConvNet/ConvNetBN, "ConvNetW512" for ResNet18/VGG11 at 1×28² or 3×32², "ConvNetW192" for
     AlexNet. Raises ValueError when no ConvNet produces that shape (e.g. ResNet18_AP at 1×28²: 512×3×3).
     """
+    return _matching_feature_model(name, channel, _pair(im_size))
+
+
+@functools.lru_cache(maxsize=None)
+def _matching_feature_model(name: str, channel: int, im_size: tuple[int, int]) -> str:
     target = feature_shape(name, channel, im_size)
     wtok = "" if target[0] == 128 else f"W{target[0]}"
     for d in range(1, 9):

@@ -15,14 +15,15 @@ def repo_root() -> Path:
     return Path.cwd()  # installed as a wheel: fall back to the caller's folder
 
 
-def _base() -> Path:
+def base() -> Path:
+    """The folder results/ and figures/ live under: ELFKIT_RESULTS_DIR, else the repo root."""
     env = os.environ.get("ELFKIT_RESULTS_DIR")
     return Path(env).expanduser().resolve() if env else repo_root()
 
 
 def results_dir(profile: str, experiment: str | None = None) -> Path:
     """results/<profile>[/<experiment>]; ELFKIT_RESULTS_DIR replaces the repo root (tests, CI)."""
-    p = _base() / "results" / profile
+    p = base() / "results" / profile
     if experiment:
         p = p / experiment
     p.mkdir(parents=True, exist_ok=True)
@@ -32,14 +33,14 @@ def results_dir(profile: str, experiment: str | None = None) -> Path:
 def figures_dir(profile: str) -> Path:
     """figures/<profile>; ELFKIT_FIGURES_DIR (else ELFKIT_RESULTS_DIR) replaces the repo root."""
     env = os.environ.get("ELFKIT_FIGURES_DIR")
-    p = (Path(env).expanduser().resolve() if env else _base() / "figures") / profile
+    p = (Path(env).expanduser().resolve() if env else base() / "figures") / profile
     p.mkdir(parents=True, exist_ok=True)
     return p
 
 
 def runs_dir(profile: str) -> Path:
     """Executed notebooks, checkpoints and other artefacts that are never committed."""
-    p = _base() / "results" / profile / "runs"
+    p = base() / "results" / profile / "runs"
     p.mkdir(parents=True, exist_ok=True)
     return p
 

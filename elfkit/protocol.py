@@ -18,9 +18,11 @@ class EvalProtocol:
     @classmethod
     def of(cls, p, **changes) -> EvalProtocol:
         """The profile's standard protocol (DSA as eval_dsa says), with `changes` applied."""
-        prot = cls(epochs=p.eval_epochs, lr=p.eval_lr, batch=p.eval_batch, dsa=p.eval_dsa, n_models=p.n_eval_models,
-                   test_per_class=p.test_per_class)
-        prot = replace(prot, **changes)
+        fields = {"epochs": "eval_epochs", "lr": "eval_lr", "batch": "eval_batch", "dsa": "eval_dsa",
+                  "n_models": "n_eval_models", "test_per_class": "test_per_class"}
+        # a field that `changes` replaces is not read: the plan does not depend on it (profiles.Tracked)
+        values = {k: changes.pop(k) if k in changes else getattr(p, f) for k, f in fields.items()}
+        prot = replace(cls(**values), **changes)
         return replace(prot, name="dsa" if prot.dsa else "none")
 
     @classmethod

@@ -1,4 +1,5 @@
-"""python -m elfkit.reproduce --profile {smoke|cpu|paper} [--only NN_slug] [--recompute]: papermill every notebook."""
+"""python -m elfkit.reproduce --profile {smoke|cpu|paper} [--only NN_slug] [--recompute] [--executor ray]:
+papermill every notebook (also `elfkit reproduce`, which takes the same arguments from add_arguments)."""
 from __future__ import annotations
 
 import sys
@@ -25,7 +26,7 @@ def failure_reason(e: Exception) -> str:
 
 
 def run(profile: str = "cpu", only: list[str] | None = None, recompute: bool = False, seed: int = 0,
-        device: str = "auto") -> int:
+        device: str = "auto", executor: str = "serial") -> int:
     """Execute each notebook into results/<profile>/runs/<slug>.ipynb; print status, wall time and products."""
     import papermill as pm
 
@@ -52,13 +53,13 @@ def run(profile: str = "cpu", only: list[str] | None = None, recompute: bool = F
             pm.execute_notebook(str(nb), str(out), cwd=str(paths.repo_root()), kernel_name="python3",
                                 progress_bar=False, log_output=True, stdout_file=sys.stdout, stderr_file=sys.stderr,
                                 parameters=dict(profile=profile, recompute=recompute, seed=seed, device=device,
-                                                progress="rows"))
+                                                progress="rows", executor=executor))
             status = "ok"
         except Exception as e:  # papermill raises PapermillExecutionError with the cell's traceback
             status, failures = f"FAILED: {failure_reason(e)}", failures + 1
         mod = BY_SLUG.get(nb.stem)
         products = [p.format(profile=profile) for p in getattr(mod, "PRODUCTS", [])]
-        missing = [p for p in products if not (paths._base() / p).exists()]
+        missing = [p for p in products if not (paths.base() / p).exists()]
         print(f"== {nb.stem}: {status} in {time.perf_counter() - t0:.1f} s; products: {len(products) - len(missing)}"
               f"/{len(products)}{' missing ' + ', '.join(missing) if missing else ''}", flush=True)
         failures += bool(missing) and status == "ok"
@@ -69,10 +70,32 @@ def run(profile: str = "cpu", only: list[str] | None = None, recompute: bool = F
     return 1 if failures else 0
 
 
-def main(argv=None) -> int:
-    from .cli import main as cli_main
+def add_arguments(parser) -> None:
+    from .cli_checks import SIZE
 
-    return cli_main(["reproduce", *(sys.argv[1:] if argv is None else argv)])
+    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="scale (default: cpu)")
+    parser.add_argument("--only", nargs="+", help="notebook slugs or numbers, e.g. 00_quickstart or 00")
+    parser.add_argument("--recompute", action="store_true",
+                        help="compute the cells not finished yet (default: replay committed results)")
+    parser.add_argument("--seed", type=SIZE, default=0, help="base seed (evaluation model i uses seed+i)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    parser.add_argument("--executor", default="serial",
+                        help="serial | ray (a local Ray instance) | ray:<address> (a running cluster, e.g. ray:auto)")
+
+
+def main(argv=None) -> int:
+    from .cli_checks import OneLineParser
+    from .errors import ElfkitError
+
+    parser = OneLineParser(prog="python -m elfkit.reproduce", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    a = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return run(profile=a.profile, only=a.only, recompute=a.recompute, seed=a.seed, device=a.device,
+                   executor=a.executor)
+    except ElfkitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Callable
 
 from .context import Context
 from .errors import ElfkitError, StaleResultsError
+from .safefile import file_sha256
 
 SCHEMA = 1
 RECORDS_FILE = "records.json"
@@ -34,10 +35,6 @@ def doc_sha256(doc: dict) -> str:
     """Covers everything a records file says (config, provenance, artefact hashes, records), so an edit anywhere
     in it is caught on replay."""
     return "sha256:" + hashlib.sha256(_canonical({k: v for k, v in doc.items() if k != "sha256"})).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def atomic_write_json(path: Path, obj) -> Path:

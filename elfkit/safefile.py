@@ -128,3 +128,8 @@ def load_tensors(path: str | Path, what: str = "file", fix: str = "delete it to 
     if want is not None and digest(tensors) != want:
         raise ElfkitError(f"{what} {path} is corrupt (its SHA-256 does not match the one stored at write time); {fix}")
     return tensors, meta
+
+
+def file_sha256(path: Path) -> str:
+    """"sha256:<hex>" of a file's bytes (records name their artefacts by it)."""
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -5,6 +5,8 @@ instancenorm) and keeps the others; exactly one member of every axis is the dist
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from . import models
@@ -28,11 +30,25 @@ def sweep(axis: str) -> tuple[tuple[str, str], ...]:
     return SWEEPS[axis]
 
 
+@functools.lru_cache(maxsize=None)    # pure; im_size must be hashable (a tuple)
+def _signature(name: str, channel: int, im_size: tuple) -> str:
+    with torch.device("meta"):
+        return repr(models.create(name, channel, 10, im_size))
+
+
 def signature(name: str, channel: int = 1, im_size=(28, 28)) -> str:
     """The network's module structure (built on the meta device: no memory, no RNG draw). Two names with the same
     signature are the same network: same layers, same parameter shapes, same initialisation draws."""
-    with torch.device("meta"):
-        return repr(models.create(name, channel, 10, im_size))
+    return _signature(name, channel, tuple(im_size))
+
+
+def canonical(name: str, channel: int = 1, im_size=(28, 28)) -> str:
+    """One registry name per network: the shortest (then alphabetically first) of the names that build the same
+    network (ConvNetW128, ConvNetD3, ConvNetAP -> ConvNet). Cells are planned under it, so which sweep or ablation
+    asks first cannot change a key."""
+    sig = signature(name, channel, im_size)
+    names = {name, "ConvNet", *(n for members in SWEEPS.values() for _, n in members)}
+    return min((n for n in names if signature(n, channel, im_size) == sig), key=lambda n: (len(n), n))
 
 
 def same_architecture(a: str, b: str, channel: int = 1, im_size=(28, 28)) -> bool:

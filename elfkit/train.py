@@ -33,7 +33,7 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     cl = channels_last_on_cpu(model)
     for xb, yb in zip(x.split(chunk), y.split(chunk)):
-        correct += (model(_layout(xb, cl)).argmax(1) == yb).sum()
+        correct += (model(to_layout(xb, cl)).argmax(1) == yb).sum()
     model.train(was_training)
     return correct.item() / len(y)
 
@@ -46,7 +46,8 @@ def channels_last_on_cpu(model: torch.nn.Module) -> bool:
     return not (isinstance(model, ResNet) and any(isinstance(m, torch.nn.GroupNorm) for m in model.modules()))
 
 
-def _layout(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+def to_layout(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+    """channels_last on CPU for 4-D batches (oneDNN's fast path); elsewhere unchanged."""
     if channels_last and x.device.type == "cpu" and x.ndim == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
@@ -61,7 +62,7 @@ def minibatches(x: torch.Tensor, y: torch.Tensor, g: torch.Generator, batch_size
         xb = x[idx]
         if dsa_strategy:
             xb = augment.dsa(xb, dsa_strategy, g)
-        yield idx, _layout(xb, channels_last), y[idx]
+        yield idx, to_layout(xb, channels_last), y[idx]
 
 
 def train_and_eval(

@@ -67,13 +67,6 @@ def test_unavailable_reports_instead_of_raising():
     assert "split point" in elf.unavailable("MLP", d)
 
 
-def test_identical_cells_share_a_key():
-    v = ab.Variant("ConvNet", 2)
-    assert ab.key(v) == ab.key(ab.Variant("ConvNetW128", 2))                  # the same network
-    assert ab.key(ab.Variant("ConvNet", 2, mode="task")) == ab.key(ab.Variant("ConvNet", 0, mode="task", lam_front=3))
-    assert ab.key(v) != ab.key(ab.Variant("ConvNet", 2, lam_rear=0.5)) != ab.key(ab.Variant("ConvNetW64", 2))
-
-
 def test_lambda_and_augmented_knobs_change_the_loss_on_tiny_tensors():
     torch.manual_seed(0)
     net, fm = models.create("ConvNetW32", 1, 10, (28, 28)), models.create("ConvNetW32", 1, 10, (28, 28))
@@ -91,14 +84,19 @@ def test_lambda_and_augmented_knobs_change_the_loss_on_tiny_tensors():
     assert torch.allclose(got, want) and not torch.allclose(got, val[1.0])
 
 
-def test_every_ablation_knob_changes_the_loss_that_is_trained(monkeypatch):
-    """The loss each grid cell hands to evaluate_synset (the real path through elf.evaluate), on one tiny batch:
-    the variants of an ablation must all differ."""
-    ctx = ek.start("04_elf_ablations", "smoke", progress="off", quiet=True,   # λ = 0 vs 1 for both weights
-                   overrides={"ablation_lam_front": [0.0, 1.0], "ablation_lam_rear": [0.0, 1.0]})
+def test_every_ablation_knob_changes_the_loss_that_is_trained(monkeypatch, tmp_path):
+    """The loss each evaluation cell of the 04 plan hands to evaluate_synset (the real path: cell_kinds.evaluate ->
+    elf.evaluate), on one tiny batch: the variants of an ablation must all differ."""
+    from elfkit import cell_kinds, cells, executors
+    from elfkit.experiments import grid
+
+    p = profiles.get("smoke", ablation_lam_front=[0.0, 1.0], ablation_lam_rear=[0.0, 1.0])   # λ = 0 vs 1
+    plan, _ = grid.plan_of(ab, p)
+    env = cell_kinds.Env(device=torch.device("cpu"), store=cells.CellStore(tmp_path / "cells"), runs_dir=tmp_path)
+    inputs = cells.Plan(extra=[c for c in plan.cells() if c.kind != "evaluate"])
+    executors.execute(inputs, env)                  # the set and the feature models the cells read
     d = data.synthetic()
-    syn = random_real(d, 2, 0)
-    x_aug = augment.dsa(syn.images, augment.strategy_for(d.name), torch.Generator().manual_seed(1))
+    x_aug = augment.dsa(random_real(d, 2, 0).images, augment.strategy_for(d.name), torch.Generator().manual_seed(1))
 
     def loss_of_the_cell(synset, data_, archs, *, loss_for=None, **kw):
         (arch,) = archs
@@ -106,23 +104,39 @@ def test_every_ablation_knob_changes_the_loss_that_is_trained(monkeypatch):
         with torch.random.fork_rng():
             torch.manual_seed(0)
             net = models.create(arch, 1, 10, (28, 28))
-        idx = torch.arange(len(synset.labels))
-        v = loss(net, x_aug, synset.labels, idx) if loss else F.cross_entropy(net(x_aug), synset.labels)
+        x, y = x_aug[: len(synset.labels)], synset.labels
+        idx = torch.arange(len(y))
+        v = loss(net, x, y, idx) if loss else F.cross_entropy(net(x), y)
         return [{"eval_arch": arch, "model_seed": 0, "metric": "test_acc", "value": float(v.detach())}]
 
     monkeypatch.setattr(elf, "evaluate_synset", loss_of_the_cell)
-    getters, seen = {}, {}
-    for ablation, label, group, v in ab.grid(ctx.profile):
-        (r,) = ab.evaluate_variant(ctx, d, d, syn, v, getters, {})
-        values = seen.setdefault((ablation, group), {})
-        if r["metric"] == "test_acc":
-            values[(label, r["eval_mode"])] = r["value"]
-    other = ctx.profile.ablation_archs[1]
+    monkeypatch.setattr(ek.evaluate, "evaluate_synset", loss_of_the_cell)
+    seen, done = {}, {}
+    for labels, cell, _ in plan.rows:
+        values = seen.setdefault((labels["ablation"], labels["ablation_arch"]), {})
+        if isinstance(cell, list) or cell.args["model_seed"] != 0:
+            continue
+        if cell.key not in done:
+            done[cell.key] = cell_kinds.evaluate(cell, env)["records"][0]["value"]
+        values[(labels["variant"], labels["eval_mode"])] = done[cell.key]
+    other = p.ablation_archs[1]
     assert {a for a, _ in seen} == set(ab.ABLATIONS)
     assert list(seen[("feature_source", other)]) == [("wide", "elf")]     # distill: reported unavailable
     for (ablation, group), values in seen.items():
         assert len(values) >= 2 or (ablation, group) == ("feature_source", other), (ablation, group)
         assert len(set(round(x, 6) for x in values.values())) == len(values), (ablation, group, values)
+
+
+def test_identical_variants_share_evaluation_cells():
+    """ConvNetW128 is ConvNet and the baseline ignores every feature knob: the plan evaluates each once."""
+    from elfkit.experiments import grid
+
+    plan, _ = grid.plan_of(ab, profiles.SMOKE)
+    evals = [c for _, c, _ in plan.rows if not isinstance(c, list)]
+    assert len({c.key for c in evals}) < len(evals)
+    base = {c.key for (lab, c, _) in plan.rows if not isinstance(c, list) and lab["eval_mode"] == "baseline"
+            and lab["ablation_arch"] == "ConvNet"}
+    assert len(base) == profiles.SMOKE.n_eval_models      # one baseline per model seed for all ConvNet ablations
 
 
 def test_feature_epoch_getters_share_one_trajectory(tmp_path):

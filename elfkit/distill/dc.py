@@ -12,7 +12,7 @@ from .. import augment, log, models, seeding
 from ..data import Data, class_indices
 from ..errors import ElfkitError
 from ..synset import SynSet
-from ..train import _layout, channels_last_on_cpu, minibatches
+from ..train import channels_last_on_cpu, minibatches, to_layout
 from . import state
 
 METRICS = ("ours", "mse", "cos")
@@ -90,7 +90,7 @@ def gm_loss(net, params, x_real_by_class, x_syn_by_class, metric: str, strategy:
         if strategy:
             xr, xs = augment.siamese([xr, xs], strategy, g)
         if channels_last:
-            xr, xs = _layout(xr), _layout(xs)
+            xr, xs = to_layout(xr), to_layout(xs)
         yr = torch.full((len(xr),), c, device=xr.device)
         g_real = [t.detach() for t in torch.autograd.grad(F.cross_entropy(net(xr), yr), params)]
         g_syn = torch.autograd.grad(F.cross_entropy(net(xs), yr[: len(xs)]), params, create_graph=True)
@@ -187,7 +187,10 @@ def distill(
     return SynSet(images.detach().cpu().clone(), y_syn.cpu(), meta)
 
 
-def profile_kwargs(p) -> dict:
+def profile_kwargs(p, iterations: int = 0, with_init: bool = True) -> dict:
     """The DC settings of a Profile (experiments call every method through the same shape)."""
-    return dict(iterations=p.dc_iterations, batch_real=p.dc_batch_real, lr_img=p.dc_lr_img, metric=p.dc_metric,
-                init=p.dc_init, loop_cap=tuple(p.dc_loop_cap))
+    kw = dict(iterations=iterations or p.dc_iterations, batch_real=p.dc_batch_real, lr_img=p.dc_lr_img,
+              metric=p.dc_metric, loop_cap=tuple(p.dc_loop_cap))
+    if with_init:     # DSA always starts from real images: it does not read dc_init
+        kw["init"] = p.dc_init
+    return kw

@@ -22,7 +22,8 @@ def _embed_real(net, x, cpu: bool):
         return torch.cat([net.embed(c) for c in x.split(REAL_CHUNK_CPU)])
 
 
-def _layout(x, cpu):
+def layout(x, cpu: bool):
+    """The synthetic and real batches in channels_last on CPU (the layout of the channels_last network)."""
     return x.contiguous(memory_format=torch.channels_last) if cpu else x
 
 
@@ -89,7 +90,7 @@ def distill(
                 x_real, x_syn = augment.siamese_by_class(x_real, y_real, images, y_syn, C, strategy, g)
             else:
                 x_syn = images
-            loss = dm_loss(net, _layout(x_real, cpu), y_real, _layout(x_syn, cpu), y_syn, C, bn, cpu)
+            loss = dm_loss(net, layout(x_real, cpu), y_real, layout(x_syn, cpu), y_syn, C, bn, cpu)
             if guidance is not None:
                 loss = loss + guidance(images, y_syn)
             opt.zero_grad(set_to_none=False)
@@ -112,6 +113,6 @@ def distill(
     return SynSet(images.detach().cpu().clone(), y_syn.cpu(), meta)
 
 
-def profile_kwargs(p) -> dict:
+def profile_kwargs(p, iterations: int = 0) -> dict:
     """The DM settings of a Profile (experiments call every method through the same shape)."""
-    return dict(iterations=p.dm_iterations, batch_real=p.dm_batch_real, lr_img=p.dm_lr_img)
+    return dict(iterations=iterations or p.dm_iterations, batch_real=p.dm_batch_real, lr_img=p.dm_lr_img)

@@ -11,6 +11,6 @@ def distill(data, *, ipc: int, init: str = "real", **kw) -> SynSet:
     return dc.distill(data, ipc=ipc, dsa=True, init=init, **kw)
 
 
-def profile_kwargs(p) -> dict:
+def profile_kwargs(p, iterations: int = 0) -> dict:
     """DSA shares DC's profile fields, except the initialisation (always real, as the README command)."""
-    return {k: v for k, v in dc.profile_kwargs(p).items() if k != "init"}
+    return dc.profile_kwargs(p, iterations, with_init=False)

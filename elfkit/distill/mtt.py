@@ -192,8 +192,8 @@ def distill(
     return SynSet(images.detach().cpu().clone(), labels.cpu(), meta)
 
 
-def profile_kwargs(p) -> dict:
+def profile_kwargs(p, iterations: int = 0) -> dict:
     """The MTT settings of a Profile; the experts come from experiments.experts.mtt_experts."""
-    return dict(iterations=p.mtt_iterations, syn_steps=p.mtt_syn_steps, expert_epochs=p.mtt_expert_epochs,
+    return dict(iterations=iterations or p.mtt_iterations, syn_steps=p.mtt_syn_steps, expert_epochs=p.mtt_expert_epochs,
                 max_start_epoch=p.mtt_max_start_epoch, lr_img=p.mtt_lr_img, lr_lr=p.mtt_lr_lr,
                 lr_teacher=p.mtt_lr_teacher, batch_syn=p.mtt_batch_syn)

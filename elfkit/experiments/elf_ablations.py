@@ -53,15 +53,6 @@ def ablation_grid(p) -> list[tuple[str, str, str, Variant]]:
     return cells
 
 
-def key(v: Variant, channel: int = 1, im_size=(28, 28)) -> tuple:
-    """Cells with equal keys train identical models (same network, same loss), so they are evaluated once: e.g.
-    ConvNetW128 is ConvNet, and the baseline ignores every feature knob."""
-    from .. import study
-
-    sig = study.signature(v.eval_arch, channel, im_size)
-    return (sig, "task") if v.mode == "task" else (sig, replace(v, eval_arch=""))
-
-
 def feature_model_name(v: Variant, c: int, hw, distill_arch: str) -> str:
     from .. import models
 
@@ -95,8 +86,9 @@ def labels(ablation, label, group, v: Variant, p, c: int, hw, available: bool) -
 
 
 def plan(p, seed: int) -> Plan:
-    """Every cell of the grid; cells with equal `key` train identical models, so they share evaluation cells (the
-    rows keep their own labels); a variant whose split no feature model fits gets an 'elf_unavailable' row."""
+    """Every cell of the grid. Variants that train identical models (one network under study.canonical's name; a
+    baseline ignores every feature knob) build identical cells, so they are evaluated once and the rows keep their
+    own labels; a variant whose split no feature model fits gets an 'elf_unavailable' row."""
     from types import SimpleNamespace
 
     from .. import elf
@@ -108,14 +100,15 @@ def plan(p, seed: int) -> Plan:
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)
     syn = grid.synset_cell(p, seed, p.study_method, p.study_ipc)
-    first: dict[tuple, Variant] = {}
+    from .. import study
+
     for ablation, label, group, v in ablation_grid(p):
         why = "" if v.mode == "task" else elf.unavailable(v.eval_arch, shape, v.source, p.distill_arch)
         lab = labels(ablation, label, group, v, p, c, hw, not why)
         if why:
             out.literal([{"metric": "elf_unavailable", "reason": why}], **lab)
             continue
-        u = first.setdefault(key(v, c, hw), v)    # the variant this network and loss were first planned under
+        u = replace(v, eval_arch=study.canonical(v.eval_arch, c, hw))   # equal keys -> the same cells
         grid.evaluations(out, syn, test, [u.eval_arch], prot, seed, fields=FIELDS, **lab,
                          elf=None if u.mode == "task" else (lambda _a, u=u: elf_of(p, seed, u)))
     return out

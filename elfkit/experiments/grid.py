@@ -54,19 +54,29 @@ def expert_cells(p, seed: int) -> list[Cell]:
                        "experts", test_every=max(1, p.mtt_buffer_epochs // 5)) for i in range(p.mtt_experts)]
 
 
+def ptm_source(p, seed: int, domain: str) -> dict:
+    """The PTMs' training data: the target, or ptm_ood_source, as a stratified subset (ptm_per_class)."""
+    if domain not in ("target", "ood"):
+        raise ValueError(f"domain must be 'target' or 'ood', got {domain!r}")
+    return data_spec(p.dataset if domain == "target" else p.ptm_ood_source, p.ptm_per_class, p.test_per_class, seed)
+
+
+def ptm_members(p, seed: int, domain: str, arch: str, n: int) -> list[Cell]:
+    """The first n members of a PTM pool (member i: its own seed; every epoch kept with its test accuracy)."""
+    src = ptm_source(p, seed, domain)
+    return [trajectory(src, arch, "ptm", p.ptm_epochs, pool_seed(seed, arch, i), "ptm", test_every=1)
+            for i in range(n)]
+
+
 def ptm_cells(p, seed: int, domain: str = "target") -> tuple[dict, dict[str, list[Cell]]]:
     """(source spec, {arch: member cells}) of the CLoM pools: on the target, ptm_model_num members of the
     distillation network and ptm_model_num_others of every other ptm_archs architecture; ood: one distillation
     network on ptm_ood_source. Each member logs its test accuracy after every epoch."""
-    if domain not in ("target", "ood"):
-        raise ValueError(f"domain must be 'target' or 'ood', got {domain!r}")
-    src = data_spec(p.dataset if domain == "target" else p.ptm_ood_source, p.ptm_per_class, p.test_per_class, seed)
     if domain == "target":
         counts = {a: p.ptm_model_num if a == p.distill_arch else p.ptm_model_num_others for a in p.ptm_archs}
     else:
         counts = {p.distill_arch: 1}
-    return src, {a: [trajectory(src, a, "ptm", p.ptm_epochs, pool_seed(seed, a, i), "ptm", test_every=1)
-                     for i in range(n)] for a, n in counts.items()}
+    return ptm_source(p, seed, domain), {a: ptm_members(p, seed, domain, a, n) for a, n in counts.items()}
 
 
 def feature_cell(p, seed: int, arch: str, *, source: str = "wide", epoch: int | None = None,
@@ -107,9 +117,7 @@ def synset_cell(p, seed: int, method: str, ipc: int, *, guidance: dict | None = 
         return Cell("synset", {"method": method, "ipc": ipc, "data": data, "seed": seed})
     from ..distill import METHODS
 
-    settings = METHODS[method].profile_kwargs(p)
-    if iterations:
-        settings["iterations"] = iterations
+    settings = METHODS[method].profile_kwargs(p, iterations)
     args = {"method": method, "ipc": ipc, "data": data, "arch": p.distill_arch, "seed": seed, "settings": settings,
             "guidance": guidance}
     if method == "MTT":

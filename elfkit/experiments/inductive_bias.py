@@ -36,7 +36,7 @@ def matrix(p, seed: int, out: Plan, test: dict, prot) -> None:
 
 def sweeps(p, seed: int, out: Plan, test: dict, prot) -> None:
     """The sweep axes on the default set: baseline and ELF (front_rear_task, channel-CE, λ = 1) for each member
-    (ConvNetW128, ConvNetD3, ConvNetAR, ... are one network: planned once, under the first name); a member whose
+    (ConvNetW128, ConvNetD3, ConvNetAR, ... are one network: planned once, as study.canonical names it); a member whose
     split no feature model fits gets an 'elf_unavailable' row with the reason."""
     from types import SimpleNamespace
 
@@ -45,10 +45,9 @@ def sweeps(p, seed: int, out: Plan, test: dict, prot) -> None:
     c, hw = grid.spec_of(p.dataset)
     shape = SimpleNamespace(spec=SimpleNamespace(channel=c, im_size=hw))
     syn = grid.synset_cell(p, seed, p.study_method, p.study_ipc)
-    first: dict[str, str] = {}
     for axis in p.study_axes:
         for label, name in study.sweep(axis):
-            arch = first.setdefault(study.signature(name, c, hw), name)
+            arch = study.canonical(name, c, hw)      # one network, one set of cells, whichever axis asks
             lab = _row(p, study="sweep", ipc=p.study_ipc, axis=axis, variant=label, distill_arch=p.distill_arch,
                        eval_arch=name, is_distill_arch=study.same_architecture(name, p.distill_arch, c, hw))
             grid.evaluations(out, syn, test, [arch], prot, seed, fields=FIELDS, **lab, eval_mode="baseline")

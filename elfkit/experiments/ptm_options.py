@@ -31,16 +31,14 @@ def options(p) -> list[dict]:
     return out
 
 
-def guidance_spec(p, seed: int, pools_by_domain: dict, opt: dict) -> dict:
-    """The CLoM arguments of one option: the first model_num members of each chosen pool at snapshot `epoch`,
-    alpha ptm_alpha for every architecture (docs/ptm.md §4)."""
-    src, pools = pools_by_domain[opt["domain"]]
-    missing = [a for a in opt["archs"] if a not in pools]
-    if missing:
-        raise ValueError(f"architectures {missing} have no PTM pool; add them to ptm_archs")
-    n = opt["model_num"]
-    return {"pools": {a: pools[a][:n] if n else pools[a] for a in opt["archs"]}, "source": src, "epoch": opt["epoch"],
-            "alpha": p.ptm_alpha, "distance": opt["distance"], "model_num": n, "batch": p.ptm_batch, "seed": seed}
+def guidance_spec(p, seed: int, opt: dict) -> dict:
+    """The CLoM arguments of one option: the first model_num members of each chosen architecture's pool (as many
+    as the option uses: the cells train whichever 01 has not) at snapshot `epoch`, alpha ptm_alpha for every
+    architecture (docs/ptm.md §4)."""
+    d, n = opt["domain"], opt["model_num"]
+    return {"pools": {a: grid.ptm_members(p, seed, d, a, n) for a in opt["archs"]},
+            "source": grid.ptm_source(p, seed, d), "epoch": opt["epoch"], "alpha": p.ptm_alpha,
+            "distance": opt["distance"], "model_num": n, "batch": p.ptm_batch, "seed": seed}
 
 
 def plan(p, seed: int) -> Plan:
@@ -49,7 +47,6 @@ def plan(p, seed: int) -> Plan:
     prot = EvalProtocol.of(p)
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)
-    pools = {d: grid.ptm_cells(p, seed, d) for d in ("target", "ood")}
     for method in p.ptm_methods:
         plain = grid.synset_cell(p, seed, method, p.ptm_ipc, iterations=p.ptm_iterations)
         for s in prot.seeds(seed):        # each model's record once per study (the studies share the baseline)
@@ -57,12 +54,12 @@ def plan(p, seed: int) -> Plan:
             for study in STUDIES:
                 out.row(cell, FIELDS, study=study, option="no CLoM", clom=False, method=method, ipc=p.ptm_ipc)
         for opt in options(p):
-            g = guidance_spec(p, seed, pools, opt)
+            g = guidance_spec(p, seed, opt)
             syn = grid.synset_cell(p, seed, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)
             grid.evaluations(out, syn, test, [p.distill_arch], prot, seed, fields=FIELDS, study=opt["study"],
                              option=opt["option"], clom=True, method=method, ipc=p.ptm_ipc,
                              pool="+".join(opt["archs"]), model_num=opt["model_num"], ptm_epoch=opt["epoch"],
-                             source=grid.name_of(pools[opt["domain"]][0]["dataset"]), distance=opt["distance"],
+                             source=g["source"]["dataset"], distance=opt["distance"],
                              alpha=p.ptm_alpha)
     return out
 
