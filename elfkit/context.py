@@ -58,12 +58,12 @@ class Context:
     def runs_dir(self):
         return paths.runs_dir(self.profile.name)
 
-    def config(self, fields) -> dict:
+    def config(self, fields=None) -> dict:
         """What an experiment's records depend on: the experiment, the seed and the values of the profile `fields`
-        its plan read (measured by profiles.Tracked), so a new profile field never invalidates other experiments'
-        committed results. Not the device, not the executor, not the git sha (those are provenance)."""
+        its plan read (measured by profiles.Tracked; None: every field), so a new profile field never invalidates
+        other experiments' committed results. Not the device, not the executor, not the git sha (provenance)."""
         prof = dataclasses.asdict(self.profile)
-        chosen = {k: prof[k] for k in sorted(fields) if k != "name"}
+        chosen = {k: prof[k] for k in sorted(prof if fields is None else fields) if k != "name"}
         return {"experiment": self.experiment, "seed": self.seed, "profile": {"name": self.profile.name, **chosen}}
 
 

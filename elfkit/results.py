@@ -50,7 +50,7 @@ class Output:
     records: list[dict]
     artefacts: list[str] = field(default_factory=list)   # file names relative to the experiment's results folder
     data_source: dict = field(default_factory=dict)
-    reads: tuple[str, ...] = ()       # the profile fields the experiment's plan read (its configuration)
+    reads: tuple[str, ...] | None = None   # the profile fields the plan read (None: all; a function without a plan)
     cells: list[str] = field(default_factory=list)       # keys of the cells the records come from
     stats: object = None              # executors.Stats of the run
 

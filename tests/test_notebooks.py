@@ -11,7 +11,7 @@ from elfkit.experiments import BY_SLUG
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-PARAMS = ["profile", "recompute", "seed", "device", "progress", "overrides"]
+PARAMS = ["profile", "recompute", "seed", "device", "progress", "overrides", "executor"]
 
 
 def test_notebook_parameters_are_the_ones_start_accepts():
@@ -129,6 +129,7 @@ def test_unknown_or_textual_parameters_through_papermill(tmp_path, monkeypatch):
 def test_committed_results_are_clean_real_runs():
     """Committed records: produced from a clean tree, checksum intact, config hash of the current profile."""
     from elfkit import context, profiles, results
+    from elfkit.experiments import BY_SLUG, grid
 
     files = sorted((ROOT / "results").glob("*/*/records.json"))
     for f in files:
@@ -136,6 +137,8 @@ def test_committed_results_are_clean_real_runs():
         assert doc["provenance"]["git_dirty"] is False, f
         prof = profiles.get(doc["profile"])
         ctx = context.Context(doc["experiment"], prof, doc["config"]["seed"], None, "off")
-        results.load(f, expected_config=ctx.config())          # checksum, artefacts, config hash
+        results.load(f, ctx)          # checksum, artefacts, config hash over the fields its plan read
+        plan, _ = grid.plan_of(BY_SLUG[doc["experiment"]], prof, doc["config"]["seed"])
+        assert doc["cells"] == plan.keys(), f"{f}: the records' cells are not the current plan's"
         for a in doc.get("artefacts", {}):
             assert (f.parent / a).stat().st_size < 2_000_000, f"{a}: committed artefacts stay small"

@@ -67,7 +67,7 @@ def test_recompute_writes_a_complete_records_file(ctx, capsys):
     assert prov["started_utc"] == ctx.started_utc and prov["started_utc"].endswith("Z")
     recorded = prov["wall_s"]                  # provenance carries the run's duration (never compared to a limit)
     assert isinstance(recorded, (int, float)) and recorded >= 0
-    assert prov["params"] == {"profile": "smoke", "seed": 0, "device": "cpu"}
+    assert prov["params"] == {"profile": "smoke", "seed": 0, "device": "cpu", "executor": "serial"}
     assert prov["data"] == {"generator": "synthetic(seed=0)"}
     assert doc["artefacts"] == {"curve.csv": results.file_sha256(ctx.results_dir / "curve.csv")}
     assert res.artefact("curve.csv").read_text().startswith("it,loss")

@@ -8,12 +8,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .. import augment, log, models, seeding
+from .. import augment, models, seeding
 from ..data import Data, class_indices
 from ..errors import ElfkitError
 from ..synset import SynSet
 from ..train import channels_last_on_cpu, minibatches, to_layout
-from . import state
+from . import loop, state
 
 METRICS = ("ours", "mse", "cos")
 
@@ -134,57 +134,49 @@ def distill(
     images = state.init_images(data, ipc, init, g).to(device).requires_grad_(True)
     y_syn = state.hard_labels(C, ipc, device)
     opt = torch.optim.SGD([images], lr=lr_img, momentum=momentum)
-    ckpt, start, curve = state.restore(checkpoint, resume, fp, method, g, {"images": (images, opt, "momentum")},
-                                       guidance=guidance)
     probe = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size)
     bn = models.has_batchnorm(probe)
-    with log.Progress(iterations, f"{method} ipc{ipc} {arch}", progress) as bar:
-        bar.update(start)
-        for it in range(start, iterations):
-            with seeding.forked(seeding.derive(seed, f"{method.lower()}-net", it), device):
-                net = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size)
-            net = net.to(device).train()
-            cl = device.type == "cpu" and channels_last_on_cpu(net)
-            if cl:
-                net = net.to(memory_format=torch.channels_last)
-            params = list(net.parameters())
-            opt_net = torch.optim.SGD(params, lr=lr_net)
-            total = torch.zeros((), device=device)   # summed on the device: one host sync per logged iteration
-            for ol in range(outer):
-                if bn:
-                    _freeze_bn(net, x_all, cls, g)
-                reals = [x_all[c[torch.randperm(len(c), generator=g)[:batch_real]].to(device)] for c in cls]
-                syns = list(images.split(ipc))
-                loss = gm_loss(net, params, reals, syns, metric, strategy, g, cl)
-                if guidance is not None:
-                    loss = loss + guidance(images, y_syn)
-                opt.zero_grad(set_to_none=False)
-                loss.backward()
-                opt.step()
-                total += loss.detach()
-                if ol == outer - 1:
-                    break
-                net.train()
-                x_det = images.detach().clone()
-                for _ in range(inner):
-                    for _idx, xb, yb in minibatches(x_det, y_syn, g, 256, strategy, cl):
-                        opt_net.zero_grad(set_to_none=True)
-                        F.cross_entropy(net(xb), yb).backward()
-                        opt_net.step()
-            if it % curve_every == 0 or it == iterations - 1:
-                val = float(total) / outer
-                state.check_finite(method, it, val, images, f"lower lr_img (now {lr_img})", ckpt,
-                                   first_loss=curve[0][1] if curve else None)
-                curve.append([it, val])
-                bar.update(it + 1 - bar.n, loss=val)
-            if ckpt is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
-                state.check_finite(method, it, float(total), images, f"lower lr_img (now {lr_img})", ckpt)
-                state.save(ckpt, it + 1, {"images": images, "rng": g.get_state(),
-                                          "momentum": state.momentum_of(opt, images)}, fp, curve, guidance=guidance)
-        bar.update(iterations - bar.n)
-    meta = {**cfg, "loss_curve": curve, "mean": data.spec.mean, "std": data.spec.std,
-            "class_names": list(data.class_names)}
-    return SynSet(images.detach().cpu().clone(), y_syn.cpu(), meta)
+
+    def step(it: int) -> torch.Tensor:
+        """One outer iteration: a fresh network, `outer` image steps with `inner` network epochs between them;
+        returns the summed matching loss (summed on the device: one host sync per logged iteration)."""
+        with seeding.forked(seeding.derive(seed, f"{method.lower()}-net", it), device):
+            net = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size)
+        net = net.to(device).train()
+        cl = device.type == "cpu" and channels_last_on_cpu(net)
+        if cl:
+            net = net.to(memory_format=torch.channels_last)
+        params = list(net.parameters())
+        opt_net = torch.optim.SGD(params, lr=lr_net)
+        total = torch.zeros((), device=device)
+        for ol in range(outer):
+            if bn:
+                _freeze_bn(net, x_all, cls, g)
+            reals = [x_all[c[torch.randperm(len(c), generator=g)[:batch_real]].to(device)] for c in cls]
+            syns = list(images.split(ipc))
+            loss = gm_loss(net, params, reals, syns, metric, strategy, g, cl)
+            if guidance is not None:
+                loss = loss + guidance(images, y_syn)
+            opt.zero_grad(set_to_none=False)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+            if ol == outer - 1:
+                break
+            net.train()
+            x_det = images.detach().clone()
+            for _ in range(inner):
+                for _idx, xb, yb in minibatches(x_det, y_syn, g, 256, strategy, cl):
+                    opt_net.zero_grad(set_to_none=True)
+                    F.cross_entropy(net(xb), yb).backward()
+                    opt_net.step()
+        return total
+
+    curve = loop.run(method, iterations=iterations, step=step, slots={"images": (images, opt, "momentum")}, g=g,
+                     fp=fp, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                     progress=progress, desc=f"{method} ipc{ipc} {arch}", curve_every=curve_every,
+                     hint=f"lower lr_img (now {lr_img})", guidance=guidance, scale=outer)
+    return loop.finish(cfg, curve, data, images, y_syn)
 
 
 def profile_kwargs(p, iterations: int = 0, with_init: bool = True) -> dict:

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import torch
 
-from .. import augment, log, models, seeding
+from .. import augment, models, seeding
 from ..data import Data, class_indices
 from ..errors import ElfkitError
 from ..synset import SynSet
-from . import state
+from . import loop, state
 from .state import init_real  # noqa: F401  (public: elfkit.distill.dm.init_real)
 
 REAL_CHUNK_CPU = 32   # the real-side forward runs in chunks on CPU: activations stay in cache (exact: no grad)
@@ -72,45 +72,34 @@ def distill(
     images = init_real(data, ipc, g).to(device).requires_grad_(True)
     y_syn = state.hard_labels(C, ipc, device)
     opt = torch.optim.SGD([images], lr=lr_img, momentum=momentum)
-    ckpt, start, curve = state.restore(checkpoint, resume, fp, "DM", g, {"images": (images, opt, "momentum")},
-                                       guidance=guidance)
     probe = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size)
     bn = models.has_batchnorm(probe)
-    with log.Progress(iterations, f"DM ipc{ipc} {arch}", progress) as bar:
-        bar.update(start)
-        for it in range(start, iterations):
-            with seeding.forked(seeding.derive(seed, "dm-net", it), device):
-                net = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size)
-            net = net.to(device).train().requires_grad_(False)
-            if cpu:
-                net = net.to(memory_format=torch.channels_last)
-            ridx = torch.cat([c[torch.randperm(len(c), generator=g)[:batch_real]] for c in cls]).to(device)
-            x_real, y_real = x_all[ridx], y_all[ridx]
-            if strategy:
-                x_real, x_syn = augment.siamese_by_class(x_real, y_real, images, y_syn, C, strategy, g)
-            else:
-                x_syn = images
-            loss = dm_loss(net, layout(x_real, cpu), y_real, layout(x_syn, cpu), y_syn, C, bn, cpu)
-            if guidance is not None:
-                loss = loss + guidance(images, y_syn)
-            opt.zero_grad(set_to_none=False)
-            loss.backward()
-            opt.step()
-            if it % curve_every == 0 or it == iterations - 1:
-                val = float(loss.detach())
-                state.check_finite("DM", it, val, images, f"lower lr_img (now {lr_img})", ckpt,
-                                   first_loss=curve[0][1] if curve else None)
-                curve.append([it, val])
-                bar.update(it + 1 - bar.n, loss=val)
-            if ckpt is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
-                state.check_finite("DM", it, 0.0, images, f"lower lr_img (now {lr_img})", ckpt)
-                state.save(ckpt, it + 1, {"images": images, "rng": g.get_state(),
-                                          "momentum": state.momentum_of(opt, images)}, fp, curve, guidance=guidance)
-        bar.update(iterations - bar.n)
-    # no wall time in the metadata: the saved file must be byte-identical across runs of the same config
-    meta = {**cfg, "loss_curve": curve,
-            "mean": data.spec.mean, "std": data.spec.std, "class_names": list(data.class_names)}
-    return SynSet(images.detach().cpu().clone(), y_syn.cpu(), meta)
+
+    def step(it: int) -> torch.Tensor:
+        with seeding.forked(seeding.derive(seed, "dm-net", it), device):
+            net = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size)
+        net = net.to(device).train().requires_grad_(False)
+        if cpu:
+            net = net.to(memory_format=torch.channels_last)
+        ridx = torch.cat([c[torch.randperm(len(c), generator=g)[:batch_real]] for c in cls]).to(device)
+        x_real, y_real = x_all[ridx], y_all[ridx]
+        if strategy:
+            x_real, x_syn = augment.siamese_by_class(x_real, y_real, images, y_syn, C, strategy, g)
+        else:
+            x_syn = images
+        loss = dm_loss(net, layout(x_real, cpu), y_real, layout(x_syn, cpu), y_syn, C, bn, cpu)
+        if guidance is not None:
+            loss = loss + guidance(images, y_syn)
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    curve = loop.run("DM", iterations=iterations, step=step, slots={"images": (images, opt, "momentum")}, g=g,
+                     fp=fp, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                     progress=progress, desc=f"DM ipc{ipc} {arch}", curve_every=curve_every,
+                     hint=f"lower lr_img (now {lr_img})", guidance=guidance)
+    return loop.finish(cfg, curve, data, images, y_syn)
 
 
 def profile_kwargs(p, iterations: int = 0) -> dict:

@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from .. import augment, log, models, seeding
+from .. import augment, models, seeding
 from ..data import Data
 from ..errors import DivergenceError, ElfkitError
 from ..synset import SynSet
-from . import state
+from . import loop, state
 
 
 def plan_steps(n: int, syn_steps: int, batch_syn: int, strategy: str | None, im_size, g: torch.Generator):
@@ -152,44 +152,36 @@ def distill(
     syn_lr = torch.tensor(float(lr_teacher), device=device, requires_grad=True)
     opt_img = torch.optim.SGD([images], lr=lr_img, momentum=momentum)
     opt_lr = torch.optim.SGD([syn_lr], lr=lr_lr, momentum=momentum)
-    ckpt, start, curve = state.restore(checkpoint, resume, fp, "MTT", g, {"images": (images, opt_img, "mom_img"),
-                                                                        "syn_lr": (syn_lr, opt_lr, "mom_lr")},
-                                       guidance=guidance)
     net = models.create(arch, channel=data.spec.channel, num_classes=C, im_size=data.spec.im_size).to(device).train()
     shapes = {k: tuple(v.shape) for k, v in net.named_parameters()}
     names = list(shapes)
-    with log.Progress(iterations, f"MTT ipc{ipc} {arch}", progress) as bar:
-        bar.update(start)
-        for it in range(start, iterations):
-            traj = experts[int(torch.randint(len(experts), (1,), generator=g))]
-            t0 = int(torch.randint(max_start_epoch, (1,), generator=g))
-            theta0 = _params_of(traj, t0, shapes, device)
-            target = _params_of(traj, t0 + expert_epochs, shapes, device)
-            steps = plan_steps(n, syn_steps, bs, strategy, data.spec.im_size, g)
-            loss, g_img, g_lr = trajectory_loss(net, names, theta0, target, images, labels, syn_lr, steps, unroll)
-            if guidance is not None:
-                g_img = g_img + torch.autograd.grad(guidance(images, labels), images)[0]
-            images.grad, syn_lr.grad = g_img, g_lr.reshape(())
-            opt_img.step()
-            opt_lr.step()
-            val = float(loss)
-            state.check_finite("MTT", it, val, images, f"lower lr_img (now {lr_img}) or syn_steps", ckpt,
-                                   first_loss=curve[0][1] if curve else None)
-            if not float(syn_lr.detach()) > 0:       # a non-positive step size cannot train an evaluation model
-                raise DivergenceError(f"MTT: the learned step size became {float(syn_lr.detach()):.3g} at iteration "
-                                      f"{it}; lower lr_lr (now {lr_lr}).{_kept(ckpt)}")
-            if it % curve_every == 0 or it == iterations - 1:
-                curve.append([it, val, float(syn_lr.detach())])
-                bar.update(it + 1 - bar.n, loss=val)
-            if ckpt is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
-                state.save(ckpt, it + 1, {"images": images, "syn_lr": syn_lr.detach().reshape(()),
-                                          "mom_img": state.momentum_of(opt_img, images),
-                                          "mom_lr": state.momentum_of(opt_lr, syn_lr), "rng": g.get_state()}, fp, curve,
-                           guidance=guidance)
-        bar.update(iterations - bar.n)
-    meta = {**cfg, "loss_curve": curve, "syn_lr": float(syn_lr.detach()), "mean": data.spec.mean, "std": data.spec.std,
-            "class_names": list(data.class_names)}
-    return SynSet(images.detach().cpu().clone(), labels.cpu(), meta)
+
+    def step(it: int) -> torch.Tensor:
+        traj = experts[int(torch.randint(len(experts), (1,), generator=g))]
+        t0 = int(torch.randint(max_start_epoch, (1,), generator=g))
+        theta0 = _params_of(traj, t0, shapes, device)
+        target = _params_of(traj, t0 + expert_epochs, shapes, device)
+        steps = plan_steps(n, syn_steps, bs, strategy, data.spec.im_size, g)
+        loss, g_img, g_lr = trajectory_loss(net, names, theta0, target, images, labels, syn_lr, steps, unroll)
+        if guidance is not None:
+            g_img = g_img + torch.autograd.grad(guidance(images, labels), images)[0]
+        images.grad, syn_lr.grad = g_img, g_lr.reshape(())
+        opt_img.step()
+        opt_lr.step()
+        return loss
+
+    def positive_step_size(it: int, ckpt) -> None:      # a non-positive step size cannot train an evaluation model
+        if not float(syn_lr.detach()) > 0:
+            raise DivergenceError(f"MTT: the learned step size became {float(syn_lr.detach()):.3g} at iteration "
+                                  f"{it}; lower lr_lr (now {lr_lr}).{_kept(ckpt)}")
+
+    curve = loop.run("MTT", iterations=iterations, step=step, g=g, fp=fp,
+                     slots={"images": (images, opt_img, "mom_img"), "syn_lr": (syn_lr, opt_lr, "mom_lr")},
+                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, progress=progress,
+                     desc=f"MTT ipc{ipc} {arch}", curve_every=curve_every, guidance=guidance,
+                     hint=f"lower lr_img (now {lr_img}) or syn_steps", check_every_step=True,
+                     check=positive_step_size, curve_extra=lambda: [float(syn_lr.detach())])
+    return loop.finish(cfg, curve, data, images, labels, syn_lr=float(syn_lr.detach()))
 
 
 def profile_kwargs(p, iterations: int = 0) -> dict:
