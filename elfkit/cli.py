@@ -135,9 +135,8 @@ def cmd_evaluate(a) -> int:
     if out.exists() and not a.force:
         raise ElfkitError(f"{out} exists; pass --force to overwrite it or --out to write elsewhere")
     ctx = _context("cli_evaluate", a.seed, a.device, a.progress)
-    if path.suffix == ".pt":
-        labels = Path(a.labels) if a.labels else path.with_name(path.name.replace("images", "labels"))
-        syn = load_foreign(path, labels)
+    if path.suffix == ".pt":           # res_*.pt of DC/DSA/DM, or images_best.pt (+ labels_best.pt) of MTT & co.
+        syn = load_foreign(path, a.labels, exp=a.exp)
     else:
         syn = load(path)
     data = zca.load(a.dataset or syn.meta.get("dataset", "fashion_mnist"), device=ctx.device)   # '+zca' whitens
@@ -304,8 +303,9 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train_experts)
 
     e = sub.add_parser("evaluate", help="train fresh models on a synthetic set and test them (standard protocol)")
-    e.add_argument("synset", help="an elfkit .safetensors SynSet, or images_best.pt from the published codebases")
+    e.add_argument("synset", help="an elfkit .safetensors SynSet, or res_*.pt / images_best.pt of published code")
     e.add_argument("--labels", help="labels_best.pt for a foreign images_best.pt (default: next to it)")
+    e.add_argument("--exp", type=SIZE, default=0, help="which experiment of a res_*.pt result dict (default 0)")
     e.add_argument("--dataset", help="dataset of the test set (default: from the SynSet metadata)")
     e.add_argument("--arch", nargs="+", default=["ConvNet"], help="evaluation architectures")
     e.add_argument("--n-models", type=COUNT, default=5, help="fresh models per architecture")

@@ -56,12 +56,22 @@ def check_shapes(eval_arch: str, data: Data, feats: torch.Tensor) -> None:
                           f"{tuple(want)}; train a matching feature model ({hint})")
 
 
+def irreducible_ce(f: torch.Tensor) -> torch.Tensor:
+    """The part of the channel-CE front term no student can remove: with F = Σ_c f_c ≥ 0 at each position and
+    p = f / F, -(f · log q).sum(1) = F·H(p) + F·KL(p ‖ q), so the minimum over q is mean(F·H(p)) (docs/elf.md §4.2)."""
+    f = f.detach().float()
+    total = f.sum(1)
+    p = f / total.clamp_min(1e-30)[:, None]
+    entropy = -(p * p.clamp_min(1e-30).log()).sum(1)
+    return (total * entropy).mean()
+
+
 class ElfLoss:
     """loss_fn(model, x_aug, y, idx) for train.train_and_eval. Each term is a batch mean, so the loss of a
     micro-batch weighted by its share equals the full-batch loss, except for the batch-wide COS."""
 
     def __init__(self, feats: torch.Tensor, mode: str = "front_rear_task", kind: str = "CE", lam_front: float = 1.0,
-                 lam_rear: float = 1.0, feature_model: nn.Module | None = None):
+                 lam_rear: float = 1.0, feature_model: nn.Module | None = None, log_terms: bool = False):
         if mode not in LOSS_MODES:
             raise ElfkitError(f"unknown loss mode {mode!r}; choose one of {LOSS_MODES}")
         self.feats, self.mode, self.kind = feats, mode, kind.upper()
@@ -70,6 +80,8 @@ class ElfLoss:
         if self.kind not in FEATURE_LOSSES:
             raise ElfkitError(f"unknown feature loss {kind!r}; choose one of {FEATURE_LOSSES}")
         self.decomposable = self.kind != "COS" or "front" not in mode or mode == "front_task"
+        # log_terms: per call [front, front's irreducible part, rear, task, batch size], kept on the device
+        self.log: list[torch.Tensor] | None = [] if log_terms else None
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         front, rear = models.split(model)
@@ -88,20 +100,35 @@ class ElfLoss:
         if self.mode == "rear_task":
             return self.lam_rear * rear_term + task
         front_term = feature_loss(self.kind, s, f)
+        if self.log is not None:
+            self.log.append(torch.stack([front_term.detach(), irreducible_ce(f), rear_term.detach(), task.detach(),
+                                         torch.tensor(float(len(y)), device=y.device)]))
         if self.mode == "front_rear":                      # no task term; λ_rear ignored (weight 1), as released
             return self.lam_front * front_term + rear_term
         return self.lam_front * front_term + self.lam_rear * rear_term + task
+
+    def terms_by_epoch(self, epochs: int) -> dict:
+        """The logged terms as per-epoch means (weighted by batch size) over the E+1 epochs of training."""
+        if not self.log:
+            return {}
+        t = torch.stack(self.log).cpu().double()
+        t = t.reshape(epochs, -1, t.shape[1])                  # every epoch makes the same calls
+        w = t[:, :, 4]
+        mean = (t[:, :, :4] * w[..., None]).sum(1) / w.sum(1)[:, None]
+        names = ("front", "front_irreducible", "rear", "task")
+        return {"epoch": list(range(epochs)), **{n: mean[:, i].tolist() for i, n in enumerate(names)}}
 
 
 def evaluate(
     synset: SynSet, data: Data, archs, feature_model_for, *, mode: str = "front_rear_task", kind: str = "CE",
     lam_front: float = 1.0, lam_rear: float = 1.0, on_augmented: bool = False, n_models: int = 3, seed: int = 0,
     epochs: int = 300, lr: float = 0.01, batch_size: int = 256, dsa: bool = True, test_batch: int = 256,
-    device: str | torch.device = "cpu", progress: str = "off",
+    device: str | torch.device = "cpu", progress: str = "off", terms: list | None = None,
 ) -> list[dict]:
     """ELF evaluation: identical to evaluate.evaluate_synset (same seeds, schedule, augmentation, test pass) except
     for the loss. `feature_model_for(arch)` returns the (trained) feature ConvNet whose split output matches arch's
-    split. Mode `task` takes exactly the baseline code path."""
+    split. Mode `task` takes exactly the baseline code path. `terms` (a list): each architecture's ElfLoss is
+    appended to it and logs its terms (read them with terms_by_epoch(epochs + 1); one model per call)."""
     device = torch.device(device)
     x = synset.images.to(device)
 
@@ -111,7 +138,11 @@ def evaluate(
         fm = feature_model_for(arch).to(device)
         feats = compute_features(fm, x, test_batch)     # once, un-augmented (the release's behaviour)
         check_shapes(arch, data, feats)
-        return ElfLoss(feats, mode, kind, lam_front, lam_rear, fm if on_augmented else None)
+        loss = ElfLoss(feats, mode, kind, lam_front, lam_rear, fm if on_augmented else None,
+                       log_terms=terms is not None)
+        if terms is not None:      # the caller reads each model's terms_by_epoch(epochs + 1) afterwards
+            terms.append(loss)
+        return loss
 
     recs = evaluate_synset(synset, data, archs, n_models=n_models, seed=seed, epochs=epochs, lr=lr,
                            batch_size=batch_size, dsa=dsa, test_batch=test_batch, device=device, progress=progress,

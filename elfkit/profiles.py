@@ -84,6 +84,15 @@ class Profile:
     ptm_arch_pools: tuple[str, ...] = ("ConvNet", "ConvNet+VGG11", "ConvNet+AlexNet+VGG11+ResNet18")  # E3
     ptm_epoch_grid: tuple[int, ...] = (1, 4, 6, 10, 20, 50, 100, 150)  # E4: PTM training epoch
     ptm_sources: tuple[str, ...] = ("target_ce", "target_cos", "ood_cos")  # E5: domain x distance
+    # ELF regime map (08, docs/elf.md §6): gain vs feature-model quality x evaluation length, axes fixed before runs
+    regime_archs: tuple[str, ...] = ("ConvNet", "AlexNet", "VGG11", "ResNet18")   # ConvNet: the control
+    regime_features: tuple[str, ...] = ("1000:2:2", "0:3:1", "0:3:2", "0:3:3")   # per_class:trajectory epochs:snapshot
+    regime_epochs: tuple[int, ...] = (50, 300)   # evaluation lengths for every architecture
+    regime_long_epochs: int = 1000               # and this one for regime_long_archs at the last feature model
+    regime_long_archs: tuple[str, ...] = ("ResNet18", "VGG11")
+    regime_seeds: tuple[int, ...] = (0, 1)       # distillation seeds of the DM sets (the spread includes them)
+    regime_ipc: int = 10
+    regime_models: int = 2                       # evaluation models per (set, cell), paired baseline vs ELF
 
 
 # Seconds per notebook on one core: synthetic 28x28 patterns, tiny nets (ConvNetW32 stands in for the other
@@ -104,6 +113,8 @@ SMOKE = Profile(
     ptm_archs=("ConvNet", "ConvNetW32"), ptm_model_num=2, ptm_model_num_others=1, ptm_epochs=2, ptm_per_class=8,
     ptm_epoch=2, ptm_ood_source="synthetic_ood", ptm_batch=64, ptm_methods=("DM",), ptm_ipc=1, ptm_model_nums=(1, 2),
     ptm_arch_pools=("ConvNet", "ConvNet+ConvNetW32"), ptm_epoch_grid=(1, 2), ptm_sources=("target_ce", "ood_cos"),
+    regime_archs=("ConvNet", "ConvNetW32"), regime_features=("8:1:1", "0:2:1", "0:2:2"), regime_epochs=(2,),
+    regime_long_epochs=3, regime_long_archs=("ConvNetW32",), regime_ipc=1, regime_models=1,
 )
 
 # Sized for 2 CPU cores: the quickstart recomputes in about 12 minutes (DM ~4 min, 6 ResNet-18 runs ~6.5 min).
@@ -168,6 +179,8 @@ SECTIONS = {
     "ptm": ("ptm_archs", "ptm_model_num", "ptm_model_num_others", "ptm_epochs", "ptm_per_class", "ptm_epoch",
             "ptm_ood_source", "ptm_alpha", "ptm_batch", "ptm_methods", "ptm_ipc", "ptm_iterations", "ptm_model_nums",
             "ptm_arch_pools", "ptm_epoch_grid", "ptm_sources"),
+    "regime": ("regime_archs", "regime_features", "regime_epochs", "regime_long_epochs", "regime_long_archs",
+               "regime_seeds", "regime_ipc", "regime_models"),
     "runtime": ("name", "checkpoint_every", "test_batch", "threads", "deterministic"),
 }
 

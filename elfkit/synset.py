@@ -101,21 +101,69 @@ def _reason(e: Exception) -> str:
     return f"{type(e).__name__}: {first.split('. ')[0]}"
 
 
-def load_foreign(images_path: str | Path, labels_path: str | Path, **meta) -> SynSet:
-    """A set saved by the published DD codebases: `images_best.pt` / `labels_best.pt`, already normalised with the
-    dataset's statistics. Loaded with weights_only=True (plain tensors only, no arbitrary code)."""
+def _torch_load(path: Path):
     import torch
 
     try:
-        images = torch.load(images_path, map_location="cpu", weights_only=True)
-        labels = torch.load(labels_path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as e:
-        raise ElfkitError(f"{e.filename} does not exist (a foreign set needs images_best.pt and labels_best.pt; "
-                          "--labels names the second)") from None
+        raise ElfkitError(f"{e.filename} does not exist (a foreign set is images_best.pt + labels_best.pt, or the "
+                          "res_*.pt dict of the DC/DSA/DM code; --labels names labels_best.pt)") from None
     except Exception as e:
-        raise ElfkitError(f"could not load {images_path} / {labels_path} as plain tensors: {_reason(e)}") from None
+        raise ElfkitError(f"could not load {path} as plain tensors: {_reason(e)}") from None
+
+
+def _checked(images, labels, path) -> SynSet | None:
+    import torch
+
     if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
-        raise ElfkitError("images_best.pt / labels_best.pt must each hold one tensor")
+        raise ElfkitError(f"{path}: a synthetic set is one image tensor [N, C, H, W] and one label tensor [N]")
     if labels.ndim == 2:  # soft labels are not supported by the standard protocol
         raise ElfkitError("soft labels ([N, C]) are not supported; pass hard labels [N]")
-    return SynSet(images.float(), labels.long(), {"source": str(images_path), **meta})
+    return SynSet(images.float(), labels.long(), {})
+
+
+def official_name(path: Path) -> dict:
+    """What res_<method>_<dataset>_<model>_<ipc>ipc.pt (the DC/DSA/DM code's output name) says about the set."""
+    import re
+
+    m = re.fullmatch(r"res_([A-Za-z]+)_([A-Za-z0-9]+)_([A-Za-z0-9_]+?)_(\d+)ipc\.pt", Path(path).name)
+    if not m:
+        return {}
+    from .data import ALIASES, SPECS
+
+    key = m.group(2).lower()
+    dataset = ALIASES.get(key, key)
+    return {"method": m.group(1), "distill_arch": m.group(3), "ipc": int(m.group(4)),
+            **({"dataset": dataset} if dataset in SPECS else {})}
+
+
+def load_official(path: str | Path, exp: int = 0) -> SynSet:
+    """The dict the DC/DSA/DM code saves (res_*.pt, the only file a DM run writes): {'data': [[images, labels], ...]
+    (one pair per experiment), 'accs_all_exps': {...}}. Set `exp` of it, loaded with weights_only=True."""
+    path = Path(path)
+    obj = _torch_load(path)
+    pairs = obj.get("data") if isinstance(obj, dict) else None
+    if not isinstance(pairs, (list, tuple)) or not pairs or not all(isinstance(p, (list, tuple)) and len(p) == 2
+                                                                     for p in pairs):
+        raise ElfkitError(f"{path} is not a DC/DSA/DM result dict (a 'data' list of [images, labels] pairs)")
+    if not 0 <= exp < len(pairs):
+        raise ElfkitError(f"{path} holds {len(pairs)} experiment(s); --exp must be 0..{len(pairs) - 1}, got {exp}")
+    syn = _checked(*pairs[exp], path)
+    syn.meta.update({"source": str(path), "experiment": exp, "experiments": len(pairs), **official_name(path)})
+    return syn
+
+
+def load_foreign(images_path: str | Path, labels_path: str | Path | None = None, exp: int = 0, **meta) -> SynSet:
+    """A set saved by the published DD codebases, already normalised with the dataset's statistics: the res_*.pt
+    dict of the DC/DSA/DM code (`load_official`), or `images_best.pt` / `labels_best.pt` (MTT and its followers;
+    labels default to the file beside the images). weights_only=True: plain tensors only, never arbitrary code."""
+    images_path = Path(images_path)
+    obj = _torch_load(images_path)
+    if isinstance(obj, dict):
+        return load_official(images_path, exp)
+    labels_path = Path(labels_path) if labels_path else images_path.with_name(images_path.name.replace("images",
+                                                                                                        "labels"))
+    syn = _checked(obj, _torch_load(labels_path), images_path)
+    syn.meta.update({"source": str(images_path), **meta})
+    return syn

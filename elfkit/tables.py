@@ -193,3 +193,42 @@ def ptm_cross_arch(df: pd.DataFrame) -> pd.DataFrame:
     t.index.name = "method | distillation | evaluation"
     t["paper"] = NOT_REPORTED
     return t
+
+
+def regime_gain(df: pd.DataFrame) -> pd.DataFrame:
+    """08: per (architecture, evaluation length, feature model) the ELF gain in points — per distillation set the mean
+    over model seeds of ELF − baseline (paired), then mean ± std over the sets — beside the feature model's test
+    accuracy and both accuracies. `called`: the gain exceeds its spread over distillation seeds (else 'within')."""
+    acc = df[df["metric"] == "test_acc"]
+    key = ["eval_arch", "eval_epochs", "distill_seed", "model_seed"]
+    base = acc[acc["eval_mode"] == "baseline"].set_index(key)["value"]
+    elf = acc[acc["eval_mode"] == "elf"].copy()
+    elf["baseline"] = base.reindex(pd.MultiIndex.from_frame(elf[key])).to_numpy()
+    elf["gain"] = (elf["value"] - elf["baseline"]) * 100
+    fm = ["feature_model", "feature_per_class", "feature_train_epochs", "feature_epoch"]
+    per_set = elf.groupby(["eval_arch", "eval_epochs", *fm, "distill_seed"], sort=False).agg(
+        gain=("gain", "mean"), elf=("value", "mean"), baseline=("baseline", "mean"), feature_acc=("feature_acc", "first"))
+    g = per_set.groupby(level=["eval_arch", "eval_epochs", *fm], sort=False)
+    out = pd.DataFrame({"feature acc %": g["feature_acc"].first() * 100,
+                        "baseline %": g["baseline"].mean() * 100, "ELF %": g["elf"].mean() * 100,
+                        "gain": g["gain"].mean(), "gain std": g["gain"].std(ddof=0), "sets": g.size()})
+    out["called"] = ["within" if n < 2 or abs(m) <= s else ("ELF helps" if m > 0 else "ELF hurts")
+                     for m, s, n in zip(out["gain"], out["gain std"], out["sets"])]
+    return out.round(2).reset_index()
+
+
+def regime_terms(df: pd.DataFrame) -> pd.DataFrame:
+    """08: the ELF loss terms at the first and the last logged epoch of one run per regime (first distillation set,
+    first model), with the front term's reducible part (front − its irreducible part) and front / task ratios."""
+    t = df[df["metric"].str.startswith("elf_term_")].copy()
+    t["term"] = t["metric"].str.removeprefix("elf_term_")
+    first_set = t["distill_seed"].min()
+    t = t[t["distill_seed"] == first_set]
+    idx = ["eval_arch", "eval_epochs", "feature_model", "feature_per_class", "feature_train_epochs", "feature_epoch"]
+    rows = []
+    for k, g in t.groupby(idx, sort=False):
+        for where, ep in (("start", g["epoch"].min()), ("end", g["epoch"].max())):
+            v = g[g["epoch"] == ep].set_index("term")["value"]
+            rows.append({**dict(zip(idx, k)), "at": where, "epoch": int(ep), **v.to_dict(),
+                         "front_reducible": v["front"] - v["front_irreducible"], "front/task": v["front"] / v["task"]})
+    return pd.DataFrame(rows).round(3)

@@ -172,6 +172,39 @@ def test_evaluate_foreign_pt_pair(tmp_path, capsys):
     assert rec["method"] == "foreign" and rec["metric"] == "test_acc" and rec["ipc"] == 1
 
 
+def _official_res(path, n_exp=2):
+    """Written exactly as the DC/DSA/DM code saves its result (main.py / main_DM.py): torch.save of a dict."""
+    g = torch.Generator().manual_seed(0)
+    data_save = [[torch.randn(10, 1, 28, 28, generator=g), torch.arange(10)] for _ in range(n_exp)]
+    torch.save({"data": data_save, "accs_all_exps": {"ConvNet": [0.5, 0.6]}}, path)
+    return data_save
+
+
+def test_evaluate_the_official_dm_result_dict(tmp_path, capsys):
+    from elfkit.synset import load_official
+
+    path = tmp_path / "res_DM_FashionMNIST_ConvNet_1ipc.pt"
+    saved = _official_res(path)
+    syn = load_official(path, exp=1)
+    assert torch.equal(syn.images, saved[1][0]) and torch.equal(syn.labels, saved[1][1])
+    assert syn.meta["method"] == "DM" and syn.meta["dataset"] == "fashion_mnist" and syn.meta["ipc"] == 1
+    assert syn.meta["experiments"] == 2
+    out = tmp_path / "res.json"
+    rc, _, err = run(["evaluate", path, *FAST_EVAL, "--exp", "1", "--out", out], capsys)
+    assert rc == 0, err
+    (rec,) = json.loads(out.read_text())["records"]
+    assert rec["method"] == "DM" and rec["ipc"] == 1
+    rc, _, err = run(["evaluate", path, *FAST_EVAL, "--exp", "2", "--out", tmp_path / "x.json"], capsys)
+    assert_clean_error(rc, err, "holds 2 experiment(s)", "--exp must be 0..1")
+
+
+def test_an_official_result_dict_with_objects_is_never_unpickled(tmp_path, capsys):
+    torch.save({"data": [[torch.zeros(10, 1, 28, 28), torch.arange(10)]], "args": NotATensor()},
+               tmp_path / "res_DM_FashionMNIST_ConvNet_1ipc.pt")
+    rc, _, err = run(["evaluate", tmp_path / "res_DM_FashionMNIST_ConvNet_1ipc.pt", *FAST_EVAL], capsys)
+    assert_clean_error(rc, err, "pickled Python object", "never unpickled")
+
+
 # --- errors: exit code 2 and one line on stderr ---------------------------------------------------------------------
 
 def test_corrupt_safetensors(tmp_path, capsys):
@@ -249,7 +282,7 @@ def test_foreign_non_tensor_container_is_refused(tmp_path, capsys):
     torch.save({"images": torch.zeros(10, 1, 28, 28)}, tmp_path / "images_best.pt")   # weights_only accepts a dict
     torch.save(torch.arange(10), tmp_path / "labels_best.pt")
     rc, _, err = run(["evaluate", tmp_path / "images_best.pt", *FAST_EVAL], capsys)
-    assert_clean_error(rc, err, "must each hold one tensor")
+    assert_clean_error(rc, err, "not a DC/DSA/DM result dict", "'data' list")
 
 
 def test_foreign_soft_labels_are_refused(tmp_path, capsys):

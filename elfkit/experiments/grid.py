@@ -80,21 +80,22 @@ def ptm_cells(p, seed: int, domain: str = "target") -> tuple[dict, dict[str, lis
 
 
 def feature_cell(p, seed: int, arch: str, *, source: str = "wide", epoch: int | None = None,
-                 snapshots: tuple = ()) -> Cell:
+                 snapshots: tuple = (), per_class: int | None = None, epochs: int | None = None) -> Cell:
     """The ELF feature model for `arch` (docs/elf.md §3): wide — the ConvNet whose split output matches arch's
-    split, ELF_buffer.sh recipe, seed 3407; distill — the distillation ConvNet as an MTT expert."""
+    split, ELF_buffer.sh recipe, seed 3407, trained `epochs` (feature_epochs) on `per_class` real images per class
+    (feature_per_class; 0 = all); distill — the distillation ConvNet as an MTT expert."""
     from .. import models
 
     c, hw = spec_of(p.dataset)
     epoch = p.feature_epoch if epoch is None else epoch
-    data = data_spec(p.dataset, p.feature_per_class, 0, seed)
+    data = data_spec(p.dataset, p.feature_per_class if per_class is None else per_class, 0, seed)
     if source == "distill":
         n_ep = p.ablation_distill_epochs
         snaps = sorted({epoch, n_ep})
         return trajectory(data, p.distill_arch, "mtt_expert", n_ep, FEATURE_SEED, "feature_models",
                           snapshots=snaps, score_epochs=snaps)
     name = models.matching_feature_model(arch, c, hw)
-    n_ep = p.feature_epochs
+    n_ep = p.feature_epochs if epochs is None else epochs
     snaps = sorted({epoch, n_ep, *snapshots})     # every snapshot's test accuracy is recorded (it is ELF's x-axis)
     return trajectory(data, name, "elf_feature", n_ep, FEATURE_SEED, "feature_models", snapshots=snaps,
                       score_epochs=snaps)
@@ -102,11 +103,12 @@ def feature_cell(p, seed: int, arch: str, *, source: str = "wide", epoch: int | 
 
 def elf_args(p, seed: int, arch: str, *, mode: str = "front_rear_task", kind: str = "CE", lam_front: float = 1.0,
              lam_rear: float = 1.0, on_augmented: bool = False, source: str = "wide", epoch: int | None = None,
-             snapshots: tuple = ()) -> dict:
+             snapshots: tuple = (), features: Cell | None = None) -> dict:
+    """ELF's arguments for one evaluation cell; `features` (a trajectory cell) replaces the profile's feature model."""
     epoch = p.feature_epoch if epoch is None else epoch
+    features = features or feature_cell(p, seed, arch, source=source, epoch=epoch, snapshots=snapshots)
     return {"mode": mode, "kind": kind, "lam_front": lam_front, "lam_rear": lam_rear, "on_augmented": on_augmented,
-            "features": feature_cell(p, seed, arch, source=source, epoch=epoch, snapshots=snapshots),
-            "epoch": epoch}
+            "features": features, "epoch": epoch}
 
 
 def synset_cell(p, seed: int, method: str, ipc: int, *, guidance: dict | None = None, iterations: int = 0) -> Cell:
