@@ -109,12 +109,15 @@ def evaluate(cell: Cell, env: Env) -> dict:
     from . import elf
     from .evaluate import evaluate_synset
 
+    from .protocol import EvalProtocol
+
     a = cell.args
     syn = synset_of(a["synset"], env)
     test = load_data(a["test"], env.device)
     p = a["protocol"]
-    common = dict(n_models=1, seed=a["model_seed"], epochs=p["epochs"], lr=p["lr"], batch_size=p["batch"],
-                  dsa=p["dsa"], test_batch=env.test_batch, device=env.device, progress=env.progress)
+    prot = EvalProtocol(**p, n_models=1, test_per_class=a["test"]["test_per_class"])
+    common = dict(protocol=prot, seed=a["model_seed"], test_batch=env.test_batch, device=env.device,
+                  progress=env.progress)
     e = a.get("elf")
     if not e:
         recs = evaluate_synset(syn, test, [a["arch"]], **common)

@@ -123,7 +123,7 @@ def evaluate(
     synset: SynSet, data: Data, archs, feature_model_for, *, mode: str = "front_rear_task", kind: str = "CE",
     lam_front: float = 1.0, lam_rear: float = 1.0, on_augmented: bool = False, n_models: int = 3, seed: int = 0,
     epochs: int = 300, lr: float = 0.01, batch_size: int = 256, dsa: bool = True, test_batch: int = 256,
-    device: str | torch.device = "cpu", progress: str = "off", terms: list | None = None,
+    device: str | torch.device = "cpu", progress: str = "off", terms: list | None = None, protocol=None,
 ) -> list[dict]:
     """ELF evaluation: identical to evaluate.evaluate_synset (same seeds, schedule, augmentation, test pass) except
     for the loss. `feature_model_for(arch)` returns the (trained) feature ConvNet whose split output matches arch's
@@ -146,7 +146,7 @@ def evaluate(
 
     recs = evaluate_synset(synset, data, archs, n_models=n_models, seed=seed, epochs=epochs, lr=lr,
                            batch_size=batch_size, dsa=dsa, test_batch=test_batch, device=device, progress=progress,
-                           loss_for=loss_for, label="ELF")
+                           loss_for=loss_for, label="ELF", protocol=protocol)
     return [{**r, "eval_mode": "elf" if mode != "task" else "baseline", "loss_mode": mode, "feature_loss": kind}
             for r in recs]
 

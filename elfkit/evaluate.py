@@ -16,13 +16,18 @@ def evaluate_synset(
     epochs: int = 300, lr: float = 0.01, batch_size: int = 256, dsa: bool = True, dsa_strategy: str | None = None,
     test_batch: int = 256, device: str | torch.device = "cpu", progress: str = "off",
     loss_for: Callable[[str], Callable | None] | None = None, label: str = "eval", use_syn_lr: bool = True,
+    protocol=None,
 ) -> list[dict]:
     """Train `n_models` fresh networks per architecture on the set; model i is initialised under seed + i, and
     its minibatch order and augmentation come from a generator derived from the same seed. Returns tidy records
     (eval_arch, model_seed, metric 'test_acc', value) — average them yourself (tables.mean_std).
     `loss_for(arch)` may return a training loss that replaces CE (ELF); everything else stays identical.
     A set that carries a learned step size (MTT's `syn_lr` in its meta) is trained with it, as MTT evaluates;
-    `use_syn_lr=False` keeps `lr`."""
+    `use_syn_lr=False` keeps `lr`. `protocol` (elfkit.protocol.EvalProtocol) sets n_models, epochs, lr, batch and
+    DSA at once (the keywords are for calls without one)."""
+    if protocol is not None:
+        n_models, epochs, lr, batch_size, dsa = (protocol.n_models, protocol.epochs, protocol.lr, protocol.batch,
+                                                 protocol.dsa)
     device = torch.device(device)
     if use_syn_lr and "syn_lr" in synset.meta:
         lr = float(synset.meta["syn_lr"])

@@ -159,3 +159,34 @@ def test_feature_source_distill_fits_only_convnet_splits(tmp_path):
         get("ResNet18")
     with pytest.raises(ElfkitError, match="no ConvNet feature model"):
         elf.feature_models(d, tmp_path / "x", epoch=1, epochs=1)("ConvNet")
+
+
+def test_the_front_terms_irreducible_part_is_its_minimum():
+    """channel-CE = mean F·H(p) + mean F·KL(p‖q) for non-negative features (F = channel sum, p = f / F): the
+    irreducible part equals the loss at the best student (q = p) and never exceeds the loss of any other."""
+    g = torch.Generator().manual_seed(0)
+    f = torch.rand(4, 16, 3, 3, generator=g) * 3            # non-negative, like a ReLU block's output
+    s = torch.randn(4, 16, 3, 3, generator=g)
+    irr = elf.irreducible_ce(f)
+    p = f / f.sum(1, keepdim=True)
+    kl = (f.sum(1) * (p * (p.log() - torch.log_softmax(s, 1))).sum(1)).mean()
+    assert torch.allclose(elf.feature_loss("CE", s, f), irr + kl, atol=1e-5)
+    assert torch.allclose(elf.feature_loss("CE", p.log(), f), irr, atol=1e-5)     # q = p: only F·H(p) is left
+    assert elf.feature_loss("CE", s, f) > irr
+
+
+def test_elf_terms_are_logged_per_epoch_without_changing_training():
+    from elfkit import data
+    from elfkit.evaluate import random_real
+
+    d = data.synthetic(n_train=40, n_test=20)
+    syn = random_real(d, 2, 0)
+    fm = models.create("ConvNetW32", 1, 10, (28, 28))
+    kw = dict(n_models=1, seed=0, epochs=2, batch_size=256, dsa=True)
+    losses: list = []
+    logged = elf.evaluate(syn, d, ["ConvNetW32"], lambda a: fm, terms=losses, **kw)
+    plain = elf.evaluate(syn, d, ["ConvNetW32"], lambda a: fm, **kw)
+    assert logged == plain                                   # logging changes no bit of the result
+    terms = losses[0].terms_by_epoch(3)
+    assert terms["epoch"] == [0, 1, 2] and all(len(terms[k]) == 3 for k in ("front", "rear", "task"))
+    assert all(f >= i for f, i in zip(terms["front"], terms["front_irreducible"]))

@@ -76,13 +76,28 @@ def test_notebook_smoke(nb, tmp_path, results_root):
         assert (results_root / p.format(profile="smoke")).exists(), p
 
 
+# notebooks whose cpu grid is still being computed, cell by cell, across sessions (results/cpu/cells): their bare
+# replay must stop with the clear "no committed results" message until the records are committed
+PENDING_CPU_RUNS = {"08_elf_regime"}
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_replays_committed_results(nb, tmp_path, monkeypatch):
     """A bare papermill run (no parameters) replays results/cpu from the checkout: no data, no network, fast."""
+    import papermill as pm
+
     monkeypatch.delenv("ELFKIT_RESULTS_DIR")                  # read the committed results/ of the checkout
     monkeypatch.setenv("ELFKIT_FIGURES_DIR", str(tmp_path))    # ... but draw the figures elsewhere
     monkeypatch.setenv("ELFKIT_NO_DATA", "1")                  # any dataset load raises
+    committed = (ROOT / "results" / "cpu" / nb.stem / "records.json").is_file()
+    assert committed != (nb.stem in PENDING_CPU_RUNS), (
+        f"{nb.stem}: records committed - remove it from PENDING_CPU_RUNS" if committed else
+        f"{nb.stem}: no committed cpu records")
+    if not committed:
+        with pytest.raises(pm.PapermillExecutionError, match="no committed results for profile 'cpu'"):
+            _execute(nb, tmp_path / nb.name)
+        return
     wall = _execute(nb, tmp_path / nb.name)
     print(f"{nb.stem}: replay {wall:.1f} s")   # reported, not asserted: timings belong in the benchmark
     for p in BY_SLUG[nb.stem].PRODUCTS:
@@ -109,6 +124,10 @@ def test_replay_never_imports_torch(nb, tmp_path):
     env = {**os.environ, "ELFKIT_FIGURES_DIR": str(tmp_path), "ELFKIT_NO_DATA": "1", "MPLBACKEND": "Agg"}
     env.pop("ELFKIT_RESULTS_DIR", None)
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    if nb.stem in PENDING_CPU_RUNS:      # stops at the records, with the message and without having needed torch
+        assert "no committed results for profile 'cpu'" in out.stderr and "ImportError" not in out.stderr, \
+            out.stderr[-2000:]
+        return
     assert out.returncode == 0, out.stderr[-2000:]
 
 
