@@ -180,10 +180,9 @@ def cmd_train_feature_model(a) -> int:
 
 
 def cmd_reproduce(a) -> int:
-    from .reproduce import run
+    from .reproduce import from_args
 
-    return run(profile=a.profile, only=a.only, recompute=a.recompute, seed=a.seed, device=a.device,
-               executor=a.executor)
+    return from_args(a)
 
 
 def cmd_bench(a) -> int:

@@ -1,6 +1,7 @@
 """Who, what and where produced a result: git state, package versions, device — a leaf module every writer uses."""
 from __future__ import annotations
 
+import functools
 import platform
 import socket
 import subprocess
@@ -17,10 +18,12 @@ def _git(*args) -> str:
         return ""
 
 
+@functools.lru_cache(maxsize=1)   # the state this process started from: a long run is not re-stamped by later commits
 def git_sha() -> str:
     return _git("rev-parse", "HEAD") or "unknown"
 
 
+@functools.lru_cache(maxsize=1)
 def git_dirty() -> bool:
     """Uncommitted changes to tracked files under the package, notebooks or build files (results/ excluded)."""
     return bool(_git("status", "--porcelain", "--untracked-files=no", "--", "elfkit", "notebooks", "pyproject.toml",

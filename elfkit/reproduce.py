@@ -81,6 +81,40 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     parser.add_argument("--executor", default="serial",
                         help="serial | ray (a local Ray instance) | ray:<address> (a running cluster, e.g. ray:auto)")
+    parser.add_argument("--status", action="store_true",
+                        help="only print each notebook's cells: planned, finished, pending (by kind); runs nothing")
+
+
+def from_args(a) -> int:
+    if a.status:
+        return status(profile=a.profile, only=a.only, seed=a.seed)
+    return run(profile=a.profile, only=a.only, recompute=a.recompute, seed=a.seed, device=a.device,
+               executor=a.executor)
+
+
+def status(profile: str = "cpu", only: list[str] | None = None, seed: int = 0) -> int:
+    """Per notebook: its cells planned / finished (a record exists) / pending, by kind, and whether its records
+    file exists — how far a long grid (computed over several sessions) has come."""
+    from . import profiles
+    from .cell_kinds import materialised
+    from .cells import pending
+    from .executors import store_for
+    from .experiments import BY_SLUG, grid
+
+    prof, store = profiles.get(profile), store_for(profile)
+    print(f"{'notebook':<20} {'records':<8} {'planned':>7} {'finished':>8} {'pending':>7}  pending by kind")
+    for nb in notebooks(only):
+        plan, _ = grid.plan_of(BY_SLUG[nb.stem], prof, seed)
+        todo = pending(plan, store, materialised(store, paths.runs_dir(profile)))
+        cells = plan.cells()
+        kinds = {}
+        for c in todo:
+            kinds[c.kind] = kinds.get(c.kind, 0) + 1
+        done = sum(store.get(c) is not None for c in cells)
+        has = (paths.results_dir(profile, nb.stem) / "records.json").is_file()
+        print(f"{nb.stem:<20} {'yes' if has else 'no':<8} {len(cells):>7} {done:>8} {len(todo):>7}  "
+              f"{', '.join(f'{k} {n}' for k, n in sorted(kinds.items())) or '-'}")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -91,8 +125,7 @@ def main(argv=None) -> int:
     add_arguments(parser)
     a = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        return run(profile=a.profile, only=a.only, recompute=a.recompute, seed=a.seed, device=a.device,
-                   executor=a.executor)
+        return from_args(a)
     except ElfkitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

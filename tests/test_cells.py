@@ -250,3 +250,17 @@ def test_sigkill_mid_grid_then_rerun_computes_only_the_unfinished_cells(tmp_path
     assert _records(root) == _records(tmp_path / "ref")
     rerun = _run(root)                       # everything finished: nothing is computed again
     assert f"COMPUTED 0 PLANNED {planned}" in rerun.stdout and _records(root) == _records(tmp_path / "ref")
+
+
+def test_status_counts_finished_and_pending_cells(capsys):
+    from elfkit import reproduce
+
+    reproduce.status("smoke", only=["00"])
+    before = capsys.readouterr().out.splitlines()[-1].split()
+    ctx = ek.start("00_quickstart", "smoke", progress="off", quiet=True)
+    ek.results.cached(ctx, ek.experiments.quickstart.run, recompute=True)
+    reproduce.status("smoke", only=["00"])
+    after = capsys.readouterr().out.splitlines()[-1].split()
+    planned = int(before[2])
+    assert before[:5] == ["00_quickstart", "no", str(planned), "0", str(planned)]
+    assert after[:5] == ["00_quickstart", "yes", str(planned), str(planned), "0"]
