@@ -1,6 +1,6 @@
 """What each kind of cell computes (elfkit.cells): `synset` distils (or draws random real) one set, `evaluate` trains
 and tests one evaluation model (baseline or ELF), `trajectory` trains one network on real data with snapshots
-(an ELF feature model, an MTT expert, a CLoM PTM). Each function sees only its arguments and the run's setup
+(an ELF feature model, an MTT expert, a CLoM PTM), `features` computes one set's ELF features from one snapshot. Each function sees only its arguments and the run's setup
 (`Env`: device, folders, progress) — never the profile — so its key covers everything that shapes its output."""
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class Env:
     threads: int = 0
     deterministic: bool = True
     executor: str = "serial"
+    want_gpu: bool = False     # on a Ray cluster with GPUs, cells ask for one (the run's device was not 'cpu')
 
     def setup(self, cell: Cell) -> None:
         """Seeds (from the key: the order cells run in, or the process, cannot matter), threads and kernels."""
@@ -31,11 +32,6 @@ class Env:
 
 
 _DATA: dict[tuple, datasets.Data] = {}
-
-
-def data_spec(dataset: str, train_per_class: int = 0, test_per_class: int = 0, seed: int = 0) -> dict:
-    """A cell's data argument: a dataset by name, optionally a stratified seeded subset (data.subset)."""
-    return {"dataset": dataset, "train_per_class": train_per_class, "test_per_class": test_per_class, "seed": seed}
 
 
 def load_data(spec: dict, device) -> datasets.Data:
@@ -122,18 +118,44 @@ def evaluate(cell: Cell, env: Env) -> dict:
     if not e:
         recs = evaluate_synset(syn, test, [a["arch"]], **common)
     else:
-        traj = trajectory_of(e["features"], env)
-        fm = traj.model(e["epoch"], test.spec.channel, test.num_classes, test.spec.im_size, env.device)
+        fm = None
+        if e["on_augmented"]:        # features of every augmented batch: the model itself is needed
+            traj = trajectory_of(e["model"], env)
+            fm = traj.model(e["epoch"], test.spec.channel, test.num_classes, test.spec.im_size, env.device)
+        feats = features_of(e["features"], env)
         losses: list = []
-        recs = elf.evaluate(syn, test, [a["arch"]], lambda _arch: fm, mode=e["mode"], kind=e["kind"],
-                            lam_front=e["lam_front"], lam_rear=e["lam_rear"], on_augmented=e["on_augmented"],
-                            terms=losses, **common)
+        recs = elf.evaluate(syn, test, [a["arch"]], (lambda _arch: fm) if fm is not None else None, mode=e["mode"],
+                            kind=e["kind"], lam_front=e["lam_front"], lam_rear=e["lam_rear"],
+                            on_augmented=e["on_augmented"], terms=losses, features=feats, **common)
         terms = losses[0].terms_by_epoch(p["epochs"] + 1) if losses else {}
         if terms:         # at most ~200 epochs of the curve are kept (every k-th, and the last)
             k = -(-len(terms["epoch"]) // 200)
             keep = sorted(set(range(0, len(terms["epoch"]), k)) | {len(terms["epoch"]) - 1})
             return {"records": recs, "terms": {n: [v[i] for i in keep] for n, v in terms.items()}}
     return {"records": recs}
+
+
+def features_of(ref: Cell, env: Env):
+    from .safefile import load_tensors
+
+    return load_tensors(env.store.artefact(ref, ".safetensors"), "ELF features", "delete it and rerun")[0]["features"]
+
+
+def features(cell: Cell, env: Env) -> dict:
+    """ELF's features of one synthetic set from one feature-model snapshot (front output, eval mode, un-augmented,
+    computed once), saved beside the record: evaluation cells need these, not the network, so a fresh clone can run
+    the pending evaluations without retraining the feature model."""
+    from .elf import compute_features
+    from .safefile import file_sha256, save_tensors
+
+    a = cell.args
+    syn = synset_of(a["synset"], env)
+    data = load_data(a["trajectory"].args["data"], env.device)
+    traj = trajectory_of(a["trajectory"], env)
+    fm = traj.model(a["epoch"], data.spec.channel, data.num_classes, data.spec.im_size, env.device)
+    feats = compute_features(fm, syn.images.to(env.device), env.test_batch).cpu().contiguous()
+    path = save_tensors(env.store.artefact(cell, ".safetensors"), {"features": feats}, {})
+    return {"file": path.name, "sha256": file_sha256(path), "shape": list(feats.shape)}
 
 
 def trajectory(cell: Cell, env: Env) -> dict:
@@ -144,7 +166,8 @@ def trajectory(cell: Cell, env: Env) -> dict:
 
     a = cell.args
     data = load_data(a["data"], env.device)
-    traj = experts.train(data, a["arch"], recipe=a["recipe"], seed=a["seed"], root=env.runs_dir / a["root"],
+    # one folder per cell key: the trajectory's own name ignores the subset seed, test split and logging cadence
+    traj = experts.train(data, a["arch"], recipe=a["recipe"], seed=a["seed"], root=env.runs_dir / a["root"] / cell.short,
                          snapshot_epochs=a["snapshots"], epochs=a["epochs"], device=env.device, progress=env.progress,
                          test_every=a["test_every"])
     score = {}
@@ -155,7 +178,7 @@ def trajectory(cell: Cell, env: Env) -> dict:
             "test_acc": {str(k): v for k, v in sorted(traj.test_acc.items())}, "score": score}
 
 
-KINDS = {"synset": synset, "evaluate": evaluate, "trajectory": trajectory}
+KINDS = {"synset": synset, "evaluate": evaluate, "trajectory": trajectory, "features": features}
 
 
 def materialised(store: CellStore, runs_dir: Path):
@@ -163,7 +186,7 @@ def materialised(store: CellStore, runs_dir: Path):
     def check(cell: Cell, doc: dict | None) -> bool:
         if doc is None:
             return False
-        if cell.kind == "synset":
+        if cell.kind in ("synset", "features"):
             return store.artefact(cell, ".safetensors").is_file()
         if cell.kind == "trajectory":
             folder = runs_dir / doc["output"]["folder"]

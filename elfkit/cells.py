@@ -1,7 +1,8 @@
 """Cells: the units an experiment's grid is made of. A cell is one pure function call (distil one set, train one
-evaluation model, train one trajectory) with explicit, JSON-able arguments; its key is the SHA-256 of exactly those
-arguments (upstream cells enter by their keys), its kind and the kind's code version. Nothing else can change a
-result, so a finished cell is never recomputed and a new profile field never invalidates an old record.
+evaluation model, train one trajectory, compute one set's ELF features) with explicit, JSON-able arguments; its key
+is the SHA-256 of exactly those arguments (upstream cells enter by their keys), its kind and the kind's code version.
+Only the run's setup (device, threads, deterministic kernels: provenance) lies outside the key, so a finished cell is
+not recomputed (unless a pending cell needs its local artefacts back) and a new profile field invalidates nothing.
 
 Torch-free: plans are built, keyed and stored without it (the functions themselves live in elfkit.cell_kinds)."""
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 from .errors import ElfkitError
 
 # bump a kind's version when its code changes what it returns: every key of that kind (and downstream) changes
-VERSIONS = {"synset": 1, "evaluate": 2, "trajectory": 1}   # evaluate 2: ELF cells also log their loss terms
-GPU_KINDS = ("synset", "evaluate", "trajectory")   # all of them train networks: a GPU cell on a cluster asks for one
+# evaluate 2: ELF cells log their loss terms; features: one set's ELF features from one feature-model snapshot
+VERSIONS = {"synset": 1, "evaluate": 2, "trajectory": 1, "features": 1}
+GPU_KINDS = ("synset", "evaluate", "trajectory", "features")   # they run networks: on a cluster each asks for a GPU
 
 
 def canonical(obj) -> bytes:
@@ -52,7 +54,9 @@ class Cell:
 
     def describe(self) -> str:
         a = self.args
-        bits = [str(a[k]) for k in ("method", "arch", "ipc", "model_seed", "recipe") if k in a]
+        bits = [str(a[k]) for k in ("method", "arch", "ipc", "model_seed", "recipe", "epoch") if k in a]
+        if "trajectory" in a:
+            bits.insert(0, str(a["trajectory"].args["arch"]))
         if a.get("elf"):
             bits.append("ELF")
         return f"{self.kind}({', '.join(bits)})"
@@ -71,8 +75,9 @@ def _cells_in(obj):
 
 @dataclass
 class Plan:
-    """An experiment's grid: `rows` are (labels, cell) pairs whose output records become the table's rows (labels
-    first); every cell they depend on is part of the plan too. `reads`: the profile fields the plan read."""
+    """An experiment's grid: `rows` are (labels, cell or literal records, fields) whose records become the table's
+    rows (labels first); every cell they depend on is part of the plan too; `extra` cells are needed for their
+    artefacts (sets copied beside the records, trajectories whose accuracy is reported)."""
     rows: list[tuple[dict, Cell | list, tuple | None]] = field(default_factory=list)
     extra: list[Cell] = field(default_factory=list)      # cells needed for artefacts only (no rows)
     data: dict = field(default_factory=dict)             # the main data spec (its files' hashes go in provenance)
@@ -164,6 +169,7 @@ def pending(plan: Plan, store: CellStore, materialised) -> list[Cell]:
     order = plan.cells()
     docs = {c.key: store.get(c) for c in order}
     need = {c.key for c in order if docs[c.key] is None}
+    need |= {c.key for c in plan.extra if not materialised(c, docs[c.key])}   # assembling reads their artefacts
     changed = True
     while changed:
         changed = False

@@ -89,7 +89,8 @@ class Guidance:
         k = int(torch.randint(len(self.pool[a]), (1,), generator=self.g))
         return a, k
 
-    def _real_embeddings(self, a: str, k: int) -> torch.Tensor:
+    def real_embeddings(self, a: str, k: int) -> torch.Tensor:
+        """The real images' embeddings by PTM k of architecture a (cos distance), computed once and kept."""
         if (a, k) not in self._real_emb:
             net = self.pool[a][k]
             dev = next(net.parameters()).device
@@ -109,7 +110,7 @@ class Guidance:
         if self.distance == "ce_ratio":
             counts = torch.bincount(y_real, minlength=self.num_classes or int(labels.max()) + 1)
             return alpha * ce_ratio(net(images), labels, counts)
-        cache = self._real_embeddings(a, k)
+        cache = self.real_embeddings(a, k)
         e_real = cache[idx.to(cache.device)].to(images.device)
         return alpha * cos_contrastive(net.embed(images), labels, e_real, y_real)
 

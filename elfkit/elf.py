@@ -109,7 +109,7 @@ class ElfLoss:
 
     def terms_by_epoch(self, epochs: int) -> dict:
         """The logged terms as per-epoch means (weighted by batch size) over the E+1 epochs of training."""
-        if not self.log:
+        if not self.log or len(self.log) % epochs:       # not E+1 epochs of equal calls: nothing to split
             return {}
         t = torch.stack(self.log).cpu().double()
         t = t.reshape(epochs, -1, t.shape[1])                  # every epoch makes the same calls
@@ -124,20 +124,28 @@ def evaluate(
     lam_front: float = 1.0, lam_rear: float = 1.0, on_augmented: bool = False, n_models: int = 3, seed: int = 0,
     epochs: int = 300, lr: float = 0.01, batch_size: int = 256, dsa: bool = True, test_batch: int = 256,
     device: str | torch.device = "cpu", progress: str = "off", terms: list | None = None, protocol=None,
+    features: torch.Tensor | None = None,
 ) -> list[dict]:
     """ELF evaluation: identical to evaluate.evaluate_synset (same seeds, schedule, augmentation, test pass) except
     for the loss. `feature_model_for(arch)` returns the (trained) feature ConvNet whose split output matches arch's
     split. Mode `task` takes exactly the baseline code path. `terms` (a list): each architecture's ElfLoss is
-    appended to it and logs its terms (read them with terms_by_epoch(epochs + 1); one model per call)."""
+    appended to it and logs its terms (read them with terms_by_epoch(epochs + 1); one model per call).
+    `features`: the set's features, computed before (compute_features); then `feature_model_for` is only needed for
+    on_augmented, and may be None."""
     device = torch.device(device)
     x = synset.images.to(device)
 
     def loss_for(arch: str):
         if mode == "task":
             return None
-        fm = feature_model_for(arch).to(device)
-        feats = compute_features(fm, x, test_batch)     # once, un-augmented (the release's behaviour)
+        fm = feature_model_for(arch).to(device) if feature_model_for is not None else None
+        if features is not None:
+            feats = features.to(device)
+        else:
+            feats = compute_features(fm, x, test_batch)     # once, un-augmented (the release's behaviour)
         check_shapes(arch, data, feats)
+        if on_augmented and fm is None:
+            raise ElfkitError("on_augmented needs the feature model itself (features of each augmented batch)")
         loss = ElfLoss(feats, mode, kind, lam_front, lam_rear, fm if on_augmented else None,
                        log_terms=terms is not None)
         if terms is not None:      # the caller reads each model's terms_by_epoch(epochs + 1) afterwards

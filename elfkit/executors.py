@@ -1,6 +1,7 @@
 """Run a plan's pending cells: `serial` (in this process, plan order) or `ray` (a local Ray instance, or an existing
-cluster by address). Either way each finished cell is persisted the moment it finishes, by this process only, so a
-killed run loses at most the cells in flight; the same seeds give the same bits on CPU whichever executor runs them."""
+cluster by address). Either way each finished cell's record is written the moment it finishes, by this (driver)
+process only — workers write only the artefacts a record points to — so a killed run loses at most the cells in
+flight; the same seeds give the same bits on CPU whichever executor runs them."""
 from __future__ import annotations
 
 import time
@@ -55,12 +56,16 @@ def _provenance(env, wall_s: float, started: str, executor: str) -> dict:
 
 
 def _compute(cell: Cell, env) -> tuple[dict, dict]:
-    """(output, provenance) of one cell: the unit both executors run."""
+    """(output, provenance) of one cell: the unit both executors run. A failure names the cell."""
     from . import cell_kinds
     from .provenance import utc_now
 
     started, t0 = utc_now(), time.perf_counter()
-    out = cell_kinds.run(cell, env)
+    try:
+        out = cell_kinds.run(cell, env)
+    except Exception as e:
+        e.add_note(f"in cell {cell.describe()} [{cell.short}]; the cells finished before it are kept")
+        raise
     return out, _provenance(env, time.perf_counter() - t0, started, env.executor)
 
 
@@ -80,6 +85,7 @@ def _ray_task(cell: Cell, env) -> tuple[dict, dict]:
     import torch
 
     env.executor = "ray"
+    env.progress = "off"               # workers' bars would interleave in the driver's output; the driver reports
     if ray.get_gpu_ids():              # a GPU task runs on the GPU Ray gave it
         env.device = torch.device("cuda")
     return _compute(cell, env)
@@ -95,32 +101,49 @@ def _ray(todo: list[Cell], env, address: str | None) -> None:
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=env.progress != "off",
                  runtime_env={"env_vars": _forwarded_env()}, **({} if address else {"num_cpus": _local_cpus()}))
-    gpus = ray.cluster_resources().get("GPU", 0) > 0 and env.device.type != "cpu"
+    gpus = ray.cluster_resources().get("GPU", 0) > 0 and env.want_gpu
     task = ray.remote(max_retries=3, retry_exceptions=False)(_ray_task)
     left = {c.key: c for c in todo}
-    done: set[str] = set()
     running: dict = {}
     with log.Progress(len(todo), "cells (ray)", env.progress) as bar:
         while left or running:
+            busy = left.keys() | {c.key for c in running.values()}
             for key, c in list(left.items()):
-                if all(i.key not in left and i.key not in _keys(running) for i in c.inputs):
+                if not any(i.key in busy for i in c.inputs):
+                    # a whole GPU per cell (Ray reuses GPU workers only within one device assignment)
                     opts = {"num_cpus": max(1, env.threads), "num_gpus": 1 if gpus and c.kind in GPU_KINDS else 0}
                     running[task.options(**opts).remote(c, env)] = c
                     del left[key]
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
                 c = running.pop(ref)
-                out, prov = ray.get(ref)
+                try:
+                    out, prov = ray.get(ref)
+                except Exception as e:       # keep what finished, stop the rest, name the cell
+                    _drain(running, env)
+                    raise ElfkitError(f"cell {c.describe()} [{c.short}] failed on a Ray worker: "
+                                      f"{str(e).strip().splitlines()[-1][:300]}; the cells finished before it are "
+                                      "kept, a rerun continues from them") from e
                 env.store.put(c, out, prov)
-                done.add(c.key)
                 bar.update(1)
                 if env.progress == "rows":
                     print(f"  cell {bar.n}/{len(todo)} {c.describe()} {prov['wall_s']:.1f} s on {prov['host']}",
                           flush=True)
 
 
-def _keys(running: dict) -> set[str]:
-    return {c.key for c in running.values()}
+def _drain(running: dict, env) -> None:
+    """After a failure: persist the cells that already finished, cancel the others."""
+    import ray
+
+    done, rest = ray.wait(list(running), num_returns=len(running), timeout=0) if running else ([], [])
+    for ref in done:
+        try:
+            out, prov = ray.get(ref)
+            env.store.put(running[ref], out, prov)
+        except Exception:   # noqa: BLE001  (a second failure: the first one is reported)
+            pass
+    for ref in rest:
+        ray.cancel(ref, force=True)
 
 
 def _local_cpus() -> int:

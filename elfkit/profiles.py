@@ -158,9 +158,10 @@ PAPER = Profile(
 
 PROFILES = {p.name: p for p in (SMOKE, CPU, PAPER)}
 
-# Every field belongs to one component; a cell receives the section of the component it runs (docs/README.md,
-# cells). `runtime` fields never change a result's protocol: they are the run's setup, kept in provenance, never in
-# a cell key (threads and deterministic kernels can change float bits; they are fixed per profile for that reason).
+# Every field belongs to one component (a test checks it). Cells receive the resolved values of their component
+# (a method's settings, the evaluation protocol, a feature model's recipe), never the profile. `runtime` fields never
+# change a result's protocol: they are the run's setup, kept in provenance, never in a cell key (threads and
+# deterministic kernels can change float bits; they are fixed per profile for that reason).
 SECTIONS = {
     "data": ("dataset",),
     "quickstart": ("ipc", "eval_archs"),
@@ -183,13 +184,6 @@ SECTIONS = {
                "regime_seeds", "regime_ipc", "regime_models"),
     "runtime": ("name", "checkpoint_every", "test_batch", "threads", "deterministic"),
 }
-
-
-def section(p, name: str) -> dict:
-    """{field: value} of one component's fields (read through `p`, so a Tracked profile records them)."""
-    if name not in SECTIONS:
-        raise ElfkitError(f"unknown profile section {name!r}; one of {sorted(SECTIONS)}")
-    return {f: getattr(p, f) for f in SECTIONS[name]}
 
 
 class Tracked:

@@ -1,5 +1,5 @@
-"""python -m elfkit.reproduce --profile {smoke|cpu|paper} [--only NN_slug] [--recompute] [--executor ray]:
-papermill every notebook (also `elfkit reproduce`, which takes the same arguments from add_arguments)."""
+"""python -m elfkit.reproduce --profile {smoke|cpu|paper} [--only NN_slug] [--recompute] [--executor ray] [--status]:
+papermill every notebook, or report their cells (also `elfkit reproduce`, which takes the same arguments)."""
 from __future__ import annotations
 
 import sys
@@ -86,6 +86,9 @@ def add_arguments(parser) -> None:
 
 
 def from_args(a) -> int:
+    from .executors import parse
+
+    parse(a.executor)           # a typo stops here, not once per notebook
     if a.status:
         return status(profile=a.profile, only=a.only, seed=a.seed)
     return run(profile=a.profile, only=a.only, recompute=a.recompute, seed=a.seed, device=a.device,

@@ -168,10 +168,14 @@ def cached(ctx: Context, fn: Callable[[Context], Output], recompute: bool = Fals
             raise ElfkitError(f"no committed results for profile {ctx.profile.name!r} ({path}); {how}")
         res = load(path, ctx)
         print(res.describe())
+        if ctx.executor != "serial":
+            print(f"(replayed: executor {ctx.executor!r} is used only with recompute=True)")
         return res
-    if ctx.profile.name == "paper" and ctx.device.type != "cuda":
+    on_cluster = ctx.executor.startswith("ray:")     # the cells run on the cluster's GPUs, not on this driver
+    if ctx.profile.name == "paper" and ctx.device.type != "cuda" and not on_cluster:
         raise ElfkitError("profile 'paper' recomputes only on a CUDA GPU (GPU hours of work) and this run has none; "
-                          "use profile 'cpu' here, or a GPU machine (Colab: Runtime > Change runtime type > GPU)")
+                          "use profile 'cpu' here, a GPU machine (Colab: Runtime > Change runtime type > GPU), or "
+                          "executor='ray:<address>' of a cluster with GPUs")
     from .provenance import describe_device, of_run
 
     print(f"recomputing on {describe_device(ctx.activate())}")

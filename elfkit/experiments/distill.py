@@ -47,11 +47,11 @@ def assemble(plan: Plan, outputs: dict, ctx, env) -> Output:
             name = synset_file(a["method"], a["ipc"])
             shutil.copyfile(env.store.artefact(cell, ".safetensors"), ctx.results_dir / name)
             artefacts.append(name)
-    rows = plan.records(outputs)
-    for (_, cell, _), row in zip(plan.rows, rows):     # one record per evaluation cell
+    rows = []
+    for labels, cell, fields in plan.rows:     # an MTT set is evaluated at its learned step size
         syn_lr = outputs[cell.args["synset"].key].get("syn_lr")
-        if syn_lr is not None:
-            row["eval_lr"] = float(syn_lr)
+        lab = {**labels, "eval_lr": float(syn_lr)} if syn_lr is not None else labels
+        rows += [{**lab, **r} for r in outputs[cell.key]["records"]]
     return Output(_loss_first(records, rows), artefacts=artefacts)
 
 

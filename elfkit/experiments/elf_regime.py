@@ -44,7 +44,7 @@ def plan(p, seed: int) -> Plan:
     from ..protocol import EvalProtocol
 
     specs = feature_specs(p)
-    test = grid.data_spec(p.dataset, 0, EvalProtocol.of(p).test_per_class, seed)
+    test = grid.data_spec(p.dataset, 0, p.test_per_class, seed)
     out = Plan(data=test)
     sets = {d: grid.synset_cell(p, d, "DM", p.regime_ipc) for d in p.regime_seeds}
     runs = []
@@ -75,8 +75,8 @@ def assemble(plan: Plan, outputs: dict, ctx, env) -> Output:
         out = outputs[cell.key]
         extra = {}
         if cell.args.get("elf"):
-            fm = cell.args["elf"]["features"]
-            extra["feature_acc"] = outputs[fm.key]["score"][str(cell.args["elf"]["epoch"])]
+            traj = cell.args["elf"]["features"].args["trajectory"]
+            extra["feature_acc"] = outputs[traj.key]["score"][str(cell.args["elf"]["epoch"])]
         records += [{**labels, **extra, **{k: r[k] for k in fields if k in r}} for r in out["records"]]
         terms = out.get("terms")
         if terms and cell.args["model_seed"] == ctx.seed:

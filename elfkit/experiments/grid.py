@@ -104,11 +104,12 @@ def feature_cell(p, seed: int, arch: str, *, source: str = "wide", epoch: int | 
 def elf_args(p, seed: int, arch: str, *, mode: str = "front_rear_task", kind: str = "CE", lam_front: float = 1.0,
              lam_rear: float = 1.0, on_augmented: bool = False, source: str = "wide", epoch: int | None = None,
              snapshots: tuple = (), features: Cell | None = None) -> dict:
-    """ELF's arguments for one evaluation cell; `features` (a trajectory cell) replaces the profile's feature model."""
+    """ELF's arguments for one evaluation cell: the loss and the feature model's snapshot (`features`, a trajectory
+    cell, replaces the profile's feature model); eval_cell turns the snapshot into a features cell of its set."""
     epoch = p.feature_epoch if epoch is None else epoch
     features = features or feature_cell(p, seed, arch, source=source, epoch=epoch, snapshots=snapshots)
     return {"mode": mode, "kind": kind, "lam_front": lam_front, "lam_rear": lam_rear, "on_augmented": on_augmented,
-            "features": features, "epoch": epoch}
+            "trajectory": features, "epoch": epoch}
 
 
 def synset_cell(p, seed: int, method: str, ipc: int, *, guidance: dict | None = None, iterations: int = 0) -> Cell:
@@ -137,7 +138,14 @@ def evaluations(plan: Plan, syn: Cell, test: dict, archs, protocol, seed: int, *
 
 
 def eval_cell(syn: Cell, test: dict, arch: str, model_seed: int, protocol, elf: dict | None = None) -> Cell:
-    """One evaluation model of `arch` on the set, seeded `model_seed`, trained under the protocol (ELF: `elf`)."""
+    """One evaluation model of `arch` on the set, seeded `model_seed`, trained under the protocol (ELF: `elf`, whose
+    feature-model snapshot becomes the input `features`: that set's features from that snapshot, computed once)."""
+    if elf:
+        elf = dict(elf)
+        traj = elf.pop("trajectory")
+        elf["features"] = Cell("features", {"trajectory": traj, "epoch": elf["epoch"], "synset": syn})
+        if elf["on_augmented"]:      # features of each augmented batch: the network itself is an input too
+            elf["model"] = traj
     return Cell("evaluate", {"synset": syn, "test": test, "arch": arch, "model_seed": model_seed,
                              "protocol": protocol.training(), "elf": elf})
 
@@ -151,7 +159,8 @@ def run(ctx, plan_fn: Callable, assemble: Callable | None = None) -> Output:
     plan = plan_fn(tracked, ctx.seed)
     env = cell_kinds.Env(device=ctx.device, store=executors.store_for(p.name), runs_dir=ctx.runs_dir,
                          progress=ctx.progress, test_batch=p.test_batch, checkpoint_every=p.checkpoint_every,
-                         threads=p.threads, deterministic=p.deterministic)
+                         threads=p.threads, deterministic=p.deterministic,
+                         want_gpu=str(ctx.device_spec) != "cpu")
     stats = executors.execute(plan, env, ctx.executor)
     outputs = {c.key: env.store.get(c)["output"] for c in plan.cells()}
     out = assemble(plan, outputs, ctx, env) if assemble else Output(plan.records(outputs))
