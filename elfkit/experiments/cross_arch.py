@@ -23,11 +23,8 @@ def plan(p, seed: int) -> Plan:
         sets = {m: grid.synset_cell(p, seed, m, ipc) for m in available()}
         sets["random_real"] = grid.synset_cell(p, seed, "random_real", ipc)
         for method, syn in sets.items():
-            for arch in p.cross_archs:
-                labels = dict(method=method, ipc=ipc, dataset=grid.name_of(p.dataset))
-                grid.evaluations(out, syn, test, [arch], prot, seed, fields=FIELDS, **labels, eval_mode="baseline")
-                grid.evaluations(out, syn, test, [arch], prot, seed, fields=FIELDS, **labels,
-                                 elf=lambda a: grid.elf_args(p, seed, a))
+            grid.baseline_and_elf(p, out, syn, test, p.cross_archs, prot, seed, FIELDS, method=method, ipc=ipc,
+                                  dataset=grid.name_of(p.dataset))
     return out
 
 

@@ -137,6 +137,16 @@ def evaluations(plan: Plan, syn: Cell, test: dict, archs, protocol, seed: int, *
             plan.row(eval_cell(syn, test, arch, s, protocol, elf(arch) if elf else None), fields, **labels)
 
 
+def baseline_and_elf(p, plan: Plan, syn: Cell, test: dict, archs, protocol, seed: int, fields: tuple,
+                     **labels) -> None:
+    """Per architecture: the standard protocol's models, then ELF's (front_rear_task, channel-CE, λ = 1, the profile's
+    feature model) with the same model seeds — the cross-architecture tables' pair of rows."""
+    for arch in archs:
+        evaluations(plan, syn, test, [arch], protocol, seed, fields=fields, **labels, eval_mode="baseline")
+        evaluations(plan, syn, test, [arch], protocol, seed, fields=fields, **labels,
+                    elf=lambda a: elf_args(p, seed, a))
+
+
 def eval_cell(syn: Cell, test: dict, arch: str, model_seed: int, protocol, elf: dict | None = None) -> Cell:
     """One evaluation model of `arch` on the set, seeded `model_seed`, trained under the protocol (ELF: `elf`, whose
     feature-model snapshot becomes the input `features`: that set's features from that snapshot, computed once)."""

@@ -25,11 +25,8 @@ def plan(p, seed: int) -> Plan:
         sets = {"no CLoM": grid.synset_cell(p, seed, method, p.ptm_ipc, iterations=p.ptm_iterations),
                 "CLoM": grid.synset_cell(p, seed, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)}
         for label, syn in sets.items():
-            for arch in p.cross_archs:
-                lab = dict(method=method, ipc=p.ptm_ipc, distill=label, pool="+".join(pools))
-                grid.evaluations(out, syn, test, [arch], prot, seed, fields=FIELDS, **lab, eval_mode="baseline")
-                grid.evaluations(out, syn, test, [arch], prot, seed, fields=FIELDS, **lab,
-                                 elf=lambda a: grid.elf_args(p, seed, a))
+            grid.baseline_and_elf(p, out, syn, test, p.cross_archs, prot, seed, FIELDS, method=method, ipc=p.ptm_ipc,
+                                  distill=label, pool="+".join(pools))
     return out
 
 
