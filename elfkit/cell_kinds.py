@@ -1,6 +1,7 @@
 """What each kind of cell computes (elfkit.cells): `synset` distils (or draws random real) one set, `evaluate` trains
 and tests one evaluation model (baseline or ELF), `trajectory` trains one network on real data with snapshots
-(an ELF feature model, an MTT expert, a CLoM PTM), `features` computes one set's ELF features from one snapshot. Each function sees only its arguments and the run's setup
+(an ELF feature model, an MTT expert, a CLoM PTM), `features` computes one set's ELF features from one snapshot,
+`calibration` measures the gradient norms CLoM's α is calibrated from. Each function sees only its arguments and the run's setup
 (`Env`: device, folders, progress) — never the profile — so its key covers everything that shapes its output."""
 from __future__ import annotations
 
@@ -60,12 +61,25 @@ def synset_of(ref: Cell, env: Env):
     return load(env.store.artefact(ref, ".safetensors"))
 
 
-def _guidance(spec: dict, target, env: Env):
+def alpha_of(spec: dict, env: Env) -> float:
+    """A guidance spec's α: a number, or {"reference_alpha", "reference", "calibration"} resolved by the rule of
+    elfkit.clom_calibration from the two calibration cells' measured gradient norms."""
+    a = spec["alpha"]
+    if not isinstance(a, dict):
+        return float(a)
+    from .clom_calibration import calibrated_alpha
+
+    ref, this = (env.store.get(a[k])["output"]["clom_norm"] for k in ("reference", "calibration"))
+    return calibrated_alpha(a["reference_alpha"], ref, this)
+
+
+def _guidance(spec: dict, target, env: Env, alpha: float | None = None):
     from . import ptm
 
     pools = {a: [trajectory_of(r, env) for r in refs] for a, refs in spec["pools"].items()}
     source = load_data(spec["source"], env.device)
-    return ptm.guidance(pools, source=source, target=target, epoch=spec["epoch"], alphas=spec["alpha"],
+    alpha = alpha_of(spec, env) if alpha is None else alpha
+    return ptm.guidance(pools, source=source, target=target, epoch=spec["epoch"], alphas=alpha,
                         distance=spec["distance"], model_num=spec["model_num"], batch=spec["batch"], seed=spec["seed"],
                         device=env.device)
 
@@ -97,6 +111,25 @@ def synset(cell: Cell, env: Env) -> dict:
 
     return {"file": path.name, "sha256": file_sha256(path), "loss_curve": syn.meta.get("loss_curve", []),
             "syn_lr": syn.meta.get("syn_lr")}
+
+
+def calibration(cell: Cell, env: Env) -> dict:
+    """The mean image-gradient norms, over `draws` calls at the method's initial set, of the base method's loss and
+    of the unit-weight (α = 1) CLoM term of `guidance` (elfkit.clom_calibration states the rule that uses them)."""
+    from . import clom_calibration as cc
+    from .distill import state
+
+    a = cell.args
+    data = load_data(a["data"], env.device)
+    m, ipc = a["method"], a["ipc"]
+    g = seeding.generator(seeding.derive(a["seed"], m.lower()))      # the distiller's own initial draw
+    init = a["settings"].get("init", "real") if m == "DC" else "real"
+    images = state.init_images(data, ipc, init, g).to(env.device)
+    labels = state.hard_labels(data.num_classes, ipc, env.device)
+    base = cc.grad_norm(cc.base_loss(m, data, labels, a["arch"], a["seed"], a["settings"]), images, a["draws"])
+    guide = _guidance(a["guidance"], data, env, alpha=1.0)
+    clom = cc.grad_norm(lambda x, k: guide(x, labels), images, a["draws"])
+    return {"base_norm": base, "clom_norm": clom, "draws": a["draws"]}
 
 
 def evaluate(cell: Cell, env: Env) -> dict:
@@ -178,7 +211,8 @@ def trajectory(cell: Cell, env: Env) -> dict:
             "test_acc": {str(k): v for k, v in sorted(traj.test_acc.items())}, "score": score}
 
 
-KINDS = {"synset": synset, "evaluate": evaluate, "trajectory": trajectory, "features": features}
+KINDS = {"synset": synset, "evaluate": evaluate, "trajectory": trajectory, "features": features,
+         "calibration": calibration}
 
 
 def materialised(store: CellStore, runs_dir: Path):

@@ -16,7 +16,7 @@ from .errors import ElfkitError
 
 # bump a kind's version when its code changes what it returns: every key of that kind (and downstream) changes
 # evaluate 2: ELF cells log their loss terms; features: one set's ELF features from one feature-model snapshot
-VERSIONS = {"synset": 1, "evaluate": 2, "trajectory": 1, "features": 1}
+VERSIONS = {"synset": 1, "evaluate": 2, "trajectory": 1, "features": 1, "calibration": 1}
 GPU_KINDS = ("synset", "evaluate", "trajectory", "features")   # they run networks: on a cluster each asks for a GPU
 
 

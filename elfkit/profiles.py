@@ -84,6 +84,9 @@ class Profile:
     ptm_arch_pools: tuple[str, ...] = ("ConvNet", "ConvNet+VGG11", "ConvNet+AlexNet+VGG11+ResNet18")  # E3
     ptm_epoch_grid: tuple[int, ...] = (1, 4, 6, 10, 20, 50, 100, 150)  # E4: PTM training epoch
     ptm_sources: tuple[str, ...] = ("target_ce", "target_cos", "ood_cos")  # E5: domain x distance
+    ptm_alpha_rule: str = "fixed"  # fixed: ptm_alpha for every distance; calibrated: α_d = ptm_alpha·G_ce/G_d (clom_calibration)
+    ptm_alpha_scales: tuple[float, ...] = ()   # α study: these multiples of the base option's α (() = none)
+    ptm_calibration_draws: int = 8  # calls averaged per gradient-norm measurement
     # ELF regime map (08, docs/elf.md §6): gain vs feature-model quality x evaluation length, axes fixed before runs
     regime_archs: tuple[str, ...] = ("ConvNet", "AlexNet", "VGG11", "ResNet18")   # ConvNet: the control
     regime_features: tuple[str, ...] = ("1000:2:2", "0:3:1", "0:3:2", "0:3:3")   # per_class:trajectory epochs:snapshot
@@ -179,7 +182,8 @@ SECTIONS = {
                  "ablation_feature_widths", "ablation_distill_epochs"),
     "ptm": ("ptm_archs", "ptm_model_num", "ptm_model_num_others", "ptm_epochs", "ptm_per_class", "ptm_epoch",
             "ptm_ood_source", "ptm_alpha", "ptm_batch", "ptm_methods", "ptm_ipc", "ptm_iterations", "ptm_model_nums",
-            "ptm_arch_pools", "ptm_epoch_grid", "ptm_sources"),
+            "ptm_arch_pools", "ptm_epoch_grid", "ptm_sources", "ptm_alpha_rule", "ptm_alpha_scales",
+            "ptm_calibration_draws"),
     "regime": ("regime_archs", "regime_features", "regime_epochs", "regime_long_epochs", "regime_long_archs",
                "regime_seeds", "regime_ipc", "regime_models"),
     "runtime": ("name", "checkpoint_every", "test_batch", "threads", "deterministic"),

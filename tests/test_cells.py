@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = set(profiles.SECTIONS["runtime"])
 SPECIAL = {   # a perturbation that keeps the plan buildable
     "dataset": "mnist", "distill_arch": "ConvNetW32", "study_method": "DC", "dc_metric": "mse", "dc_init": "noise",
-    "ptm_ood_source": "mnist_5k", "study_matrix_overrides": ("dm_iterations=7",),
+    "ptm_ood_source": "mnist_5k", "study_matrix_overrides": ("dm_iterations=7",), "ptm_alpha_rule": "calibrated",
+    "ptm_alpha_scales": (10.0,),
 }
 
 

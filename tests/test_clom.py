@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import elfkit as ek
 from elfkit import clom, data, experts, models
 from elfkit.distill import dc, dm, dsa, mtt
 from elfkit.errors import ElfkitError
@@ -145,3 +146,28 @@ def test_ptm_guidance_checks_domain_shape_and_epoch(toy, tmp_path):
     with pytest.raises(ElfkitError, match="model_num=3"):
         ptm.guidance(pools, source=toy, target=toy, epoch=1, alphas=1.0, model_num=3)
     assert [t.test_acc for t in pools["ConvNetW32"]][0].keys() == {1, 2}     # every epoch's accuracy is logged
+
+
+def test_gradient_norm_and_the_calibration_rule():
+    from elfkit import clom_calibration as cc
+
+    x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    assert abs(cc.grad_norm(lambda v, k: (v ** 2).sum() * (k + 1), x, 2) - 1.5 * 2 * float(x.norm())) < 1e-3
+    assert cc.calibrated_alpha(100.0, 2.0, 0.5) == 400.0        # α_d = α_ref · G_ref / G_d
+    with pytest.raises(ek.ElfkitError, match="cannot be calibrated"):
+        cc.calibrated_alpha(100.0, 2.0, 0.0)
+
+
+def test_calibrated_arms_pull_the_images_as_hard_as_the_reference(tmp_path, monkeypatch):
+    """06 with ptm_alpha_rule='calibrated': every arm's α·G equals the reference CE arm's α·G (the rule), the
+    measured norms are recorded, and the α study scales the reference arm's α."""
+    monkeypatch.setenv("ELFKIT_RESULTS_DIR", str(tmp_path))
+    ctx = ek.start("06_ptm_options", "smoke", progress="off", quiet=True, overrides={
+        "ptm_alpha_rule": "calibrated", "ptm_alpha_scales": [10.0], "ptm_calibration_draws": 1,
+        "ptm_model_nums": [1], "ptm_arch_pools": ["ConvNet"], "ptm_epoch_grid": [2], "ptm_sources": ["ood_cos"]})
+    df = ek.results.cached(ctx, ek.experiments.ptm_options.run, recompute=True).frame()
+    g = df[df["metric"] == "grad_norm_clom"].set_index(["option", "calibration"])["value"]
+    acc = df[(df["metric"] == "test_acc") & df["clom"]].groupby("option")["alpha"].first()
+    ref = g[("1", "reference")]
+    assert acc["1"] == 100.0 and abs(acc["ood_cos"] * g[("ood_cos", "calibration")] - 100.0 * ref) < 1e-6 * ref
+    assert acc["ood_cos"] > 100.0 and acc["x10"] == 1000.0

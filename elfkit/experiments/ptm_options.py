@@ -9,7 +9,7 @@ from . import grid
 
 SLUG = "06_ptm_options"
 PRODUCTS = ["results/{profile}/06_ptm_options/records.json", "figures/{profile}/06_ptm_options.png"]
-STUDIES = ("initialisations", "architectures", "ptm_epoch", "source")
+STUDIES = ("initialisations", "architectures", "ptm_epoch", "source", "alpha")
 # E5: label -> (pool domain, distance). CE needs the target's label space, so the other domain only has cos.
 SOURCES = {"target_ce": ("target", "ce_code"), "target_cos": ("target", "cos"), "ood_cos": ("ood", "cos")}
 FIELDS = ("eval_arch", "model_seed", "metric", "value")
@@ -28,7 +28,37 @@ def options(p) -> list[dict]:
             raise ValueError(f"unknown PTM source option {label!r}; choose from {sorted(SOURCES)}")
         domain, distance = SOURCES[label]
         out.append({"study": "source", "option": label, **base, "domain": domain, "distance": distance})
+    out += [{"study": "alpha", "option": f"x{s:g}", **base, "scale": s} for s in p.ptm_alpha_scales]
     return out
+
+
+def base_option(p) -> dict:
+    """The reference arm: one distillation-network PTM at ptm_epoch, CE on the target (the published setting)."""
+    return {"archs": (p.distill_arch,), "model_num": 1, "epoch": p.ptm_epoch, "domain": "target",
+            "distance": "ce_code"}
+
+
+def calibration_cell(p, seed: int, method: str, opt: dict):
+    """The gradient norms (base method, unit-weight CLoM term of this option) at the method's initial set."""
+    from ..cells import Cell
+    from ..distill import METHODS
+
+    return Cell("calibration", {"method": method, "ipc": p.ptm_ipc, "data": grid.data_spec(p.dataset),
+                                "arch": p.distill_arch, "seed": seed,
+                                "settings": METHODS[method].profile_kwargs(p, p.ptm_iterations),
+                                "guidance": {**guidance_spec(p, seed, opt), "alpha": 1.0},
+                                "draws": p.ptm_calibration_draws})
+
+
+def alpha_for(p, seed: int, method: str, opt: dict):
+    """ptm_alpha (× the α study's scale); `calibrated`: the rule of clom_calibration against the base option."""
+    a = p.ptm_alpha * opt.get("scale", 1.0)
+    if p.ptm_alpha_rule == "fixed":
+        return a
+    if p.ptm_alpha_rule != "calibrated":
+        raise ValueError(f"ptm_alpha_rule must be 'fixed' or 'calibrated', got {p.ptm_alpha_rule!r}")
+    return {"reference_alpha": a, "reference": calibration_cell(p, seed, method, base_option(p)),
+            "calibration": calibration_cell(p, seed, method, opt)}
 
 
 def guidance_spec(p, seed: int, opt: dict) -> dict:
@@ -51,18 +81,41 @@ def plan(p, seed: int) -> Plan:
         plain = grid.synset_cell(p, seed, method, p.ptm_ipc, iterations=p.ptm_iterations)
         for s in prot.seeds(seed):        # each model's record once per study (the studies share the baseline)
             cell = grid.eval_cell(plain, test, p.distill_arch, s, prot)
-            for study in STUDIES:
+            for study in STUDIES[:4] + (("alpha",) if p.ptm_alpha_scales else ()):
                 out.row(cell, FIELDS, study=study, option="no CLoM", clom=False, method=method, ipc=p.ptm_ipc)
         for opt in options(p):
-            g = guidance_spec(p, seed, opt)
+            g = {**guidance_spec(p, seed, opt), "alpha": alpha_for(p, seed, method, opt)}
             syn = grid.synset_cell(p, seed, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)
             grid.evaluations(out, syn, test, [p.distill_arch], prot, seed, fields=FIELDS, study=opt["study"],
                              option=opt["option"], clom=True, method=method, ipc=p.ptm_ipc,
                              pool="+".join(opt["archs"]), model_num=opt["model_num"], ptm_epoch=opt["epoch"],
                              source=g["source"]["dataset"], distance=opt["distance"],
-                             alpha=p.ptm_alpha)
+                             alpha=g["alpha"] if not isinstance(g["alpha"], dict) else None,
+                             **({"alpha_rule": "calibrated"} if isinstance(g["alpha"], dict) else {}))
     return out
 
 
+def assemble(plan: Plan, outputs: dict, ctx, env) -> Output:
+    """The rows; a calibrated arm's α (resolved from its calibration cells) and, once per calibration, the measured
+    gradient norms (metrics grad_norm_base, grad_norm_clom)."""
+    from ..cell_kinds import alpha_of
+
+    records, seen = [], set()
+    for labels, cell, fields in plan.rows:
+        g = cell.args["synset"].args.get("guidance")
+        lab = dict(labels)
+        if g and isinstance(g["alpha"], dict):
+            lab["alpha"] = alpha_of(g, env)
+            for role in ("reference", "calibration"):
+                c = g["alpha"][role]
+                if c.key not in seen:
+                    seen.add(c.key)
+                    o = outputs[c.key]
+                    records += [{**lab, "calibration": role, "metric": m, "value": o[k]}
+                                for m, k in (("grad_norm_base", "base_norm"), ("grad_norm_clom", "clom_norm"))]
+        records += [{**lab, **{k: r[k] for k in fields if k in r}} for r in outputs[cell.key]["records"]]
+    return Output(records)
+
+
 def run(ctx) -> Output:
-    return grid.run(ctx, plan)
+    return grid.run(ctx, plan, assemble)
