@@ -168,9 +168,25 @@ def unavailable(df: pd.DataFrame) -> pd.DataFrame:
     return d[cols].drop_duplicates().reset_index(drop=True)
 
 
+def nested_mean_std(df: pd.DataFrame, by: list[str], units: list[str], metric: str = "test_acc") -> pd.DataFrame:
+    """Mean ± std over distillation units (e.g. distillation seed × member window), each unit first averaged over
+    its evaluation models: the spread a difference must exceed. n = number of units."""
+    d = df[df["metric"] == metric].copy()
+    for u in units:
+        d[u] = d[u].fillna(-1) if u in d else -1
+    per_unit = d.groupby(by + units, sort=False)["value"].mean().reset_index()
+    g = per_unit.groupby(by, sort=False)["value"]
+    return pd.DataFrame({"mean": g.mean() * 100, "std": g.std(ddof=0) * 100, "n": g.size()}).reset_index()
+
+
 def ptm_options(df: pd.DataFrame) -> pd.DataFrame:
-    """06: rows (method, study, option) with accuracy (mean ± std) and Δ against the same study's no-CLoM row."""
-    s = mean_std(df, ["method", "study", "option", "eval_arch"])
+    """06: rows (method, study, option) with accuracy (mean ± std) and Δ against the same study's no-CLoM row.
+    With several distillation seeds (ptm_seeds) the spread is over them (and member windows), models nested."""
+    by = ["method", "study", "option", "eval_arch"]
+    if "distill_seed" in df and df["distill_seed"].notna().any():
+        s = nested_mean_std(df, by, ["distill_seed", "member_window"])
+    else:
+        s = mean_std(df, by)
     studies = list(dict.fromkeys(s["study"]))
     s = s.assign(_k=[(studies.index(st), o != "no CLoM", i) for i, (st, o) in enumerate(zip(s["study"], s["option"]))])
     s = s.sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True)   # each study: no CLoM first

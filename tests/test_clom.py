@@ -171,3 +171,15 @@ def test_calibrated_arms_pull_the_images_as_hard_as_the_reference(tmp_path, monk
     ref = g[("1", "reference")]
     assert acc["1"] == 100.0 and abs(acc["ood_cos"] * g[("ood_cos", "calibration")] - 100.0 * ref) < 1e-6 * ref
     assert acc["ood_cos"] > 100.0 and acc["x10"] == 1000.0
+
+
+def test_ptm_table_spread_is_over_distillation_seeds_with_models_nested():
+    import pandas as pd
+
+    rows = [{"method": "DM", "study": "source", "option": o, "eval_arch": "ConvNet", "distill_seed": d,
+             "model_seed": m, "metric": "test_acc", "value": v}
+            for o, base in (("no CLoM", 0.70), ("target_ce", 0.72)) for d, shift in ((0, 0.0), (1, 0.02))
+            for m, noise in ((0, -0.01), (1, 0.01)) for v in [base + shift + noise]]
+    t = ek.tables.ptm_options(pd.DataFrame(rows))
+    assert t.loc[("DM", "source", "target_ce"), "accuracy (%)"] == "73.0 ± 1.0"   # per-set means 72, 74
+    assert t.loc[("DM", "source", "target_ce"), "n"] == 2 and t.loc[("DM", "source", "target_ce"), "Δ vs no CLoM"] == "+2.0"

@@ -38,37 +38,40 @@ def base_option(p) -> dict:
             "distance": "ce_code"}
 
 
-def calibration_cell(p, seed: int, method: str, opt: dict):
+def calibration_cell(p, seed: int, method: str, opt: dict, distill_seed: int | None = None):
     """The gradient norms (base method, unit-weight CLoM term of this option) at the method's initial set."""
     from ..cells import Cell
     from ..distill import METHODS
 
+    d = seed if distill_seed is None else distill_seed
     return Cell("calibration", {"method": method, "ipc": p.ptm_ipc, "data": grid.data_spec(p.dataset),
-                                "arch": p.distill_arch, "seed": seed,
+                                "arch": p.distill_arch, "seed": d,
                                 "settings": METHODS[method].profile_kwargs(p, p.ptm_iterations),
-                                "guidance": {**guidance_spec(p, seed, opt), "alpha": 1.0},
+                                "guidance": {**guidance_spec(p, seed, opt, distill_seed=d), "alpha": 1.0},
                                 "draws": p.ptm_calibration_draws})
 
 
-def alpha_for(p, seed: int, method: str, opt: dict):
-    """ptm_alpha (× the α study's scale); `calibrated`: the rule of clom_calibration against the base option."""
+def alpha_for(p, seed: int, method: str, opt: dict, distill_seed: int | None = None):
+    """ptm_alpha (× the α study's scale); `calibrated`: the rule of clom_calibration against the base option,
+    both measured at the distillation seed's initial set."""
     a = p.ptm_alpha * opt.get("scale", 1.0)
     if p.ptm_alpha_rule == "fixed":
         return a
     if p.ptm_alpha_rule != "calibrated":
         raise ValueError(f"ptm_alpha_rule must be 'fixed' or 'calibrated', got {p.ptm_alpha_rule!r}")
-    return {"reference_alpha": a, "reference": calibration_cell(p, seed, method, base_option(p)),
-            "calibration": calibration_cell(p, seed, method, opt)}
+    return {"reference_alpha": a, "reference": calibration_cell(p, seed, method, base_option(p), distill_seed),
+            "calibration": calibration_cell(p, seed, method, opt, distill_seed)}
 
 
-def guidance_spec(p, seed: int, opt: dict) -> dict:
-    """The CLoM arguments of one option: the first model_num members of each chosen architecture's pool (as many
-    as the option uses: the cells train whichever 01 has not) at snapshot `epoch`, alpha ptm_alpha for every
-    architecture (docs/ptm.md §4)."""
+def guidance_spec(p, seed: int, opt: dict, window: int = 0, distill_seed: int | None = None) -> dict:
+    """The CLoM arguments of one option: members [window·n, (window+1)·n) of each chosen architecture's pool (n =
+    model_num; window 0 = the first n; the cells train whichever 01 has not) at snapshot `epoch`, alpha ptm_alpha
+    for every architecture (docs/ptm.md §4); the guidance's own draws follow the distillation seed."""
     d, n = opt["domain"], opt["model_num"]
-    return {"pools": {a: grid.ptm_members(p, seed, d, a, n) for a in opt["archs"]},
-            "source": grid.ptm_source(p, seed, d), "epoch": opt["epoch"], "alpha": p.ptm_alpha,
-            "distance": opt["distance"], "model_num": n, "batch": p.ptm_batch, "seed": seed}
+    pools = {a: grid.ptm_members(p, seed, d, a, (window + 1) * n)[window * n:] for a in opt["archs"]}
+    return {"pools": pools, "source": grid.ptm_source(p, seed, d), "epoch": opt["epoch"], "alpha": p.ptm_alpha,
+            "distance": opt["distance"], "model_num": n, "batch": p.ptm_batch,
+            "seed": seed if distill_seed is None else distill_seed}
 
 
 def plan(p, seed: int) -> Plan:
@@ -77,21 +80,30 @@ def plan(p, seed: int) -> Plan:
     prot = EvalProtocol.of(p)
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)
+    studies = STUDIES[:4] + (("alpha",) if p.ptm_alpha_scales else ())
     for method in p.ptm_methods:
-        plain = grid.synset_cell(p, seed, method, p.ptm_ipc, iterations=p.ptm_iterations)
-        for s in prot.seeds(seed):        # each model's record once per study (the studies share the baseline)
-            cell = grid.eval_cell(plain, test, p.distill_arch, s, prot)
-            for study in STUDIES[:4] + (("alpha",) if p.ptm_alpha_scales else ()):
-                out.row(cell, FIELDS, study=study, option="no CLoM", clom=False, method=method, ipc=p.ptm_ipc)
-        for opt in options(p):
-            g = {**guidance_spec(p, seed, opt), "alpha": alpha_for(p, seed, method, opt)}
-            syn = grid.synset_cell(p, seed, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)
-            grid.evaluations(out, syn, test, [p.distill_arch], prot, seed, fields=FIELDS, study=opt["study"],
-                             option=opt["option"], clom=True, method=method, ipc=p.ptm_ipc,
-                             pool="+".join(opt["archs"]), model_num=opt["model_num"], ptm_epoch=opt["epoch"],
-                             source=g["source"]["dataset"], distance=opt["distance"],
-                             alpha=g["alpha"] if not isinstance(g["alpha"], dict) else None,
-                             **({"alpha_rule": "calibrated"} if isinstance(g["alpha"], dict) else {}))
+        for d in p.ptm_seeds or (seed,):     # distillation seeds; PTMs and evaluation model seeds are shared
+            dlab = {"distill_seed": d} if p.ptm_seeds else {}
+            plain = grid.synset_cell(p, d, method, p.ptm_ipc, iterations=p.ptm_iterations)
+            for s in prot.seeds(seed):        # each model's record once per study (the studies share the baseline)
+                cell = grid.eval_cell(plain, test, p.distill_arch, s, prot)
+                for study in studies:
+                    out.row(cell, FIELDS, study=study, option="no CLoM", clom=False, method=method, ipc=p.ptm_ipc,
+                            **dlab)
+            for opt in options(p):
+                windows = p.ptm_member_windows if opt["study"] == "initialisations" else 1
+                for w in range(windows):
+                    wlab = {"member_window": w} if windows > 1 else {}
+                    g = {**guidance_spec(p, seed, opt, window=w, distill_seed=d),
+                         "alpha": alpha_for(p, seed, method, opt, distill_seed=d)}
+                    syn = grid.synset_cell(p, d, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)
+                    grid.evaluations(out, syn, test, [p.distill_arch], prot, seed, fields=FIELDS, study=opt["study"],
+                                     option=opt["option"], clom=True, method=method, ipc=p.ptm_ipc,
+                                     pool="+".join(opt["archs"]), model_num=opt["model_num"], ptm_epoch=opt["epoch"],
+                                     source=g["source"]["dataset"], distance=opt["distance"],
+                                     alpha=g["alpha"] if not isinstance(g["alpha"], dict) else None,
+                                     **({"alpha_rule": "calibrated"} if isinstance(g["alpha"], dict) else {}),
+                                     **dlab, **wlab)
     return out
 
 
