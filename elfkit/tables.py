@@ -193,11 +193,13 @@ def ptm_options(df: pd.DataFrame) -> pd.DataFrame:
     base = s[s["option"] == "no CLoM"].set_index(["method", "study", "eval_arch"])["mean"]
     delta = [m - base.get((me, st, a), float("nan")) for me, st, a, m in
              zip(s["method"], s["study"], s["eval_arch"], s["mean"])]
-    out = pd.DataFrame({"method": s["method"], "study": s["study"], "option": s["option"],
+    out = pd.DataFrame({"method": s["method"], "study": s["study"], "option": s["option"], "eval_arch": s["eval_arch"],
                         "accuracy (%)": [pm(m, d) for m, d in zip(s["mean"], s["std"])],
                         "Δ vs no CLoM": [f"{d:+.1f}" if o != "no CLoM" else "" for d, o in zip(delta, s["option"])],
                         "n": s["n"], "paper": NOT_REPORTED})
-    return out.set_index(["method", "study", "option"])
+    if out["eval_arch"].nunique() > 1:      # ptm_eval_archs: one row per evaluation architecture
+        return out.set_index(["method", "study", "option", "eval_arch"])
+    return out.drop(columns="eval_arch").set_index(["method", "study", "option"])
 
 
 def ptm_cross_arch(df: pd.DataFrame) -> pd.DataFrame:

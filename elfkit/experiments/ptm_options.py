@@ -81,15 +81,17 @@ def plan(p, seed: int) -> Plan:
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)
     studies = STUDIES[:4] + (("alpha",) if p.ptm_alpha_scales else ())
+    archs = (p.distill_arch, *p.ptm_eval_archs)     # every arm is also evaluated across architectures
     for method in p.ptm_methods:
         for d in p.ptm_seeds or (seed,):     # distillation seeds; PTMs and evaluation model seeds are shared
             dlab = {"distill_seed": d} if p.ptm_seeds else {}
             plain = grid.synset_cell(p, d, method, p.ptm_ipc, iterations=p.ptm_iterations)
-            for s in prot.seeds(seed):        # each model's record once per study (the studies share the baseline)
-                cell = grid.eval_cell(plain, test, p.distill_arch, s, prot)
-                for study in studies:
-                    out.row(cell, FIELDS, study=study, option="no CLoM", clom=False, method=method, ipc=p.ptm_ipc,
-                            **dlab)
+            for arch in archs:
+                for s in prot.seeds(seed):    # each model's record once per study (the studies share the baseline)
+                    cell = grid.eval_cell(plain, test, arch, s, prot)
+                    for study in studies:
+                        out.row(cell, FIELDS, study=study, option="no CLoM", clom=False, method=method,
+                                ipc=p.ptm_ipc, **dlab)
             for opt in options(p):
                 windows = p.ptm_member_windows if opt["study"] == "initialisations" else 1
                 for w in range(windows):
@@ -97,7 +99,7 @@ def plan(p, seed: int) -> Plan:
                     g = {**guidance_spec(p, seed, opt, window=w, distill_seed=d),
                          "alpha": alpha_for(p, seed, method, opt, distill_seed=d)}
                     syn = grid.synset_cell(p, d, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)
-                    grid.evaluations(out, syn, test, [p.distill_arch], prot, seed, fields=FIELDS, study=opt["study"],
+                    grid.evaluations(out, syn, test, archs, prot, seed, fields=FIELDS, study=opt["study"],
                                      option=opt["option"], clom=True, method=method, ipc=p.ptm_ipc,
                                      pool="+".join(opt["archs"]), model_num=opt["model_num"], ptm_epoch=opt["epoch"],
                                      source=g["source"]["dataset"], distance=opt["distance"],
