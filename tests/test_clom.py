@@ -183,3 +183,22 @@ def test_ptm_table_spread_is_over_distillation_seeds_with_models_nested():
     t = ek.tables.ptm_options(pd.DataFrame(rows))
     assert t.loc[("DM", "source", "target_ce"), "accuracy (%)"] == "73.0 ± 1.0"   # per-set means 72, 74
     assert t.loc[("DM", "source", "target_ce"), "n"] == 2 and t.loc[("DM", "source", "target_ce"), "Δ vs no CLoM"] == "+2.0"
+
+
+def test_07_builds_its_pool_from_06s_best_options(tmp_path, monkeypatch):
+    """ptm_pool_from='06': 07's CLoM set uses 06's best option per study (computed from 06's records), and its
+    cells depend on those records (their sha256), so new 06 results re-plan 07."""
+    from elfkit.experiments import grid, ptm_cross_arch
+
+    monkeypatch.setenv("ELFKIT_RESULTS_DIR", str(tmp_path))
+    ctx = ek.start("06_ptm_options", "smoke", progress="off", quiet=True)
+    res = ek.results.cached(ctx, ek.experiments.ptm_options.run, recompute=True)
+    best, sha = ptm_cross_arch.best_options(res.path, "DM", "ConvNet")
+    df = res.frame()
+    acc = df[(df["metric"] == "test_acc") & df["clom"]].groupby(["study", "option"], sort=False)["value"].mean()
+    for study, row in best.items():
+        assert acc[(study, row["option"])] == acc[study].max()
+    plan, _ = grid.plan_of(ptm_cross_arch, ek.profiles.get("smoke", ptm_pool_from="06"))
+    guided = [c for c in plan.cells() if c.kind == "synset" and c.args.get("guidance")]
+    assert guided and all(c.args["guidance"]["chosen_from"] == sha for c in guided)
+    assert any("(06's best)" in lab.get("pool", "") for lab, _, _ in plan.rows)

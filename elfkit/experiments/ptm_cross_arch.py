@@ -12,21 +12,68 @@ PRODUCTS = ["results/{profile}/07_ptm_cross_arch/records.json", "figures/{profil
 FIELDS = ("eval_arch", "eval_mode", "model_seed", "metric", "value")
 
 
+def best_options(records_path, method: str, arch: str) -> dict:
+    """From 06's records: per study, the option with the highest mean test accuracy of `method` on `arch` (models
+    and distillation seeds pooled), computed — never typed. Returns {study: option row} and the records' sha256."""
+    import json
+
+    from ..errors import ElfkitError
+
+    try:
+        doc = json.loads(open(records_path).read())
+    except OSError:
+        raise ElfkitError(f"ptm_pool_from='06' needs 06_ptm_options' records ({records_path}); run notebook 06 "
+                          "first") from None
+    acc: dict = {}
+    for r in doc["records"]:
+        if r["metric"] == "test_acc" and r.get("clom") and r["method"] == method and r["eval_arch"] == arch:
+            acc.setdefault((r["study"], r["option"]), []).append(r)
+    best = {}
+    for (study, option), rows in acc.items():
+        mean = sum(r["value"] for r in rows) / len(rows)
+        if study not in best or mean > best[study][0]:
+            best[study] = (mean, rows[0])
+    return {s: r for s, (_, r) in best.items()}, doc["sha256"]
+
+
+def chosen_guidance(p, seed: int, method: str, records_path) -> tuple[dict, str]:
+    """The CLoM spec of 06's winners: the best architecture pool, its best number of initialisations, the best PTM
+    epoch, and the best source (domain and distance); α as 06 used it. The label names the choice."""
+    from .ptm_options import SOURCES
+
+    best, sha = best_options(records_path, method, p.distill_arch)
+    archs = tuple(best["architectures"]["pool"].split("+"))
+    n = int(best["initialisations"]["model_num"])
+    epoch = int(best["ptm_epoch"]["ptm_epoch"])
+    domain, distance = SOURCES[best["source"]["option"]]
+    spec = {"pools": {a: grid.ptm_members(p, seed, domain, a, n) for a in archs},
+            "source": grid.ptm_source(p, seed, domain), "epoch": epoch, "alpha": p.ptm_alpha, "distance": distance,
+            "model_num": n, "batch": p.ptm_batch, "seed": seed, "chosen_from": sha}
+    return spec, f"{'+'.join(archs)} x{n} @{epoch} {best['source']['option']} (06's best)"
+
+
 def plan(p, seed: int) -> Plan:
+    from .. import paths
     from ..protocol import EvalProtocol
 
     prot = EvalProtocol.of(p)
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)
-    src, pools = grid.ptm_cells(p, seed, "target")
+    if p.ptm_pool_from not in ("profile", "06"):
+        raise ValueError(f"ptm_pool_from must be 'profile' or '06', got {p.ptm_pool_from!r}")
+    src, pools = grid.ptm_cells(p, seed, "target") if p.ptm_pool_from == "profile" else (None, {})
     for method in p.ptm_methods:
-        g = {"pools": pools, "source": src, "epoch": p.ptm_epoch, "alpha": p.ptm_alpha, "distance": "ce_code",
-             "model_num": None, "batch": p.ptm_batch, "seed": seed}
+        if p.ptm_pool_from == "06":
+            g, pool = chosen_guidance(p, seed, method, paths.results_dir(p.name, "06_ptm_options") / "records.json")
+        else:
+            g = {"pools": pools, "source": src, "epoch": p.ptm_epoch, "alpha": p.ptm_alpha, "distance": "ce_code",
+                 "model_num": None, "batch": p.ptm_batch, "seed": seed}
+            pool = "+".join(pools)
         sets = {"no CLoM": grid.synset_cell(p, seed, method, p.ptm_ipc, iterations=p.ptm_iterations),
                 "CLoM": grid.synset_cell(p, seed, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)}
         for label, syn in sets.items():
             grid.baseline_and_elf(p, out, syn, test, p.cross_archs, prot, seed, FIELDS, method=method, ipc=p.ptm_ipc,
-                                  distill=label, pool="+".join(pools))
+                                  distill=label, pool=pool)
     return out
 
 
