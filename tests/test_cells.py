@@ -21,7 +21,7 @@ RUNTIME = set(profiles.SECTIONS["runtime"])
 SPECIAL = {   # a perturbation that keeps the plan buildable
     "dataset": "mnist", "distill_arch": "ConvNetW32", "study_method": "DC", "dc_metric": "mse", "dc_init": "noise",
     "ptm_ood_source": "mnist_5k", "study_matrix_overrides": ("dm_iterations=7",), "ptm_alpha_rule": "calibrated",
-    "ptm_alpha_scales": (10.0,), "ptm_seeds": (0, 1, 2), "ptm_eval_archs": ("ConvNetW32",), "ptm_pool_from": "06",
+    "ptm_alpha_scales": (10.0,), "ptm_seeds": (0, 1, 2), "ptm_eval_archs": ("ConvNetW32",), "ptm_pool_from": "06", "ptm_cross_methods": ("DM", "MTT"),
 }
 
 

@@ -42,6 +42,12 @@ def chosen_guidance(p, seed: int, method: str, records_path) -> tuple[dict, str]
     from .ptm_options import SOURCES
 
     best, sha = best_options(records_path, method, p.distill_arch)
+    missing = [s for s in ("architectures", "initialisations", "ptm_epoch", "source") if s not in best]
+    if missing:
+        from ..errors import ElfkitError
+
+        raise ElfkitError(f"06's records have no {method} arms for {', '.join(missing)}; add {method} to ptm_methods "
+                          "and rerun 06, or take it out of ptm_cross_methods")
     archs = tuple(best["architectures"]["pool"].split("+"))
     n = int(best["initialisations"]["model_num"])
     epoch = int(best["ptm_epoch"]["ptm_epoch"])
@@ -62,7 +68,7 @@ def plan(p, seed: int) -> Plan:
     if p.ptm_pool_from not in ("profile", "06"):
         raise ValueError(f"ptm_pool_from must be 'profile' or '06', got {p.ptm_pool_from!r}")
     src, pools = grid.ptm_cells(p, seed, "target") if p.ptm_pool_from == "profile" else (None, {})
-    for method in p.ptm_methods:
+    for method in p.ptm_cross_methods or p.ptm_methods:
         if p.ptm_pool_from == "06":
             g, pool = chosen_guidance(p, seed, method, paths.results_dir(p.name, "06_ptm_options") / "records.json")
         else:
