@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import data as datasets, seeding
+from . import data as datasets, seeding, zca
 from .cells import Cell, CellStore
 from .errors import ElfkitError
 
@@ -39,7 +39,7 @@ def load_data(spec: dict, device) -> datasets.Data:
     """The data a spec names, loaded once per process and device."""
     k = (spec["dataset"], str(device))
     if k not in _DATA:
-        _DATA[k] = datasets.load(spec["dataset"], device=device)
+        _DATA[k] = zca.load(spec["dataset"], device=device)      # '<name>+zca': whitened (MTT with ZCA)
     d = _DATA[k]
     if spec["train_per_class"] or spec["test_per_class"]:
         d = datasets.subset(d, spec["train_per_class"], spec["test_per_class"], seed=spec["seed"])

@@ -192,17 +192,6 @@ def cmd_bench(a) -> int:
     return 0
 
 
-def cmd_gpu_check(a) -> int:
-    from . import gpu_check
-
-    if a.estimate:
-        print(gpu_check.estimate_table(a.tflops))
-        return 0
-    done = gpu_check.run(out=a.out, device=a.device, scale=a.scale, budget_s=a.budget_s, progress=a.progress)
-    print(f"gpu-check: {len(done)}/{len(gpu_check.PARTS) - (a.scale == 'smoke')} parts recorded")
-    return 0
-
-
 def cmd_links(args) -> int:
     from . import links
 
@@ -361,15 +350,9 @@ def parser() -> argparse.ArgumentParser:
 
     gc = sub.add_parser("gpu-check", help="the prepared device check: benchmark rows, then DM IPC 10, ConvNet and ELF "
                         "evaluations at paper scale, sized to --budget-s and resumable (results/<scale>/gpu_check/)")
-    gc.add_argument("--scale", default="paper", choices=["paper", "smoke"],
-                    help="paper: published settings, needs CUDA; smoke: seconds on any device (CI)")
-    gc.add_argument("--budget-s", type=RATE, default=540.0, help="seconds the parts may take together (default 540)")
-    gc.add_argument("--out", help="records folder (default: results/<scale>/gpu_check)")
-    gc.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    gc.add_argument("--progress", default="rows", choices=["auto", "bar", "rows", "off"], help="progress display")
-    gc.add_argument("--estimate", action="store_true", help="print each part's FLOPs, time at --tflops; runs nothing")
-    gc.add_argument("--tflops", type=RATE, default=13.4, help="--estimate: sustained TFLOP/s (20%% of H200 fp32)")
-    gc.set_defaults(func=cmd_gpu_check)
+    from .gpu_check import add_arguments as gpu_check_arguments
+
+    gpu_check_arguments(gc)
 
     ln = sub.add_parser("links", help="show or set the repository the badges and the Colab clone URL point to")
     ln.add_argument("--repo", help="github.com/OWNER/NAME of your fork (rewrites pyproject.toml, README, notebooks)")

@@ -10,7 +10,7 @@ from . import __version__, log, paths, profiles, provenance
 from .errors import ElfkitError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-NOTEBOOK_PARAMETERS = ("profile", "recompute", "seed", "device", "progress", "overrides", "executor")  # every notebook's
+NOTEBOOK_PARAMETERS = ("profile", "recompute", "seed", "device", "progress", "overrides", "executor", "dataset")  # every notebook's
 
 
 @dataclass
@@ -46,13 +46,18 @@ class Context:
         return self.resolved
 
     @property
+    def label(self) -> str:
+        """The profile's folder name: 'cpu', or 'paper-cifar10' on a dataset other than the profile's own."""
+        return profiles.label(self.profile)
+
+    @property
     def results_dir(self):
-        """results/<profile>/<experiment>; while results.cached recomputes, its staging folder (swapped in whole)."""
-        return self.staging or paths.results_dir(self.profile.name, self.experiment)
+        """results/<profile>[-<dataset>]/<experiment>; while results.cached recomputes, its staging folder."""
+        return self.staging or paths.results_dir(self.label, self.experiment)
 
     @property
     def figures_dir(self):
-        return paths.figures_dir(self.profile.name)
+        return paths.figures_dir(self.label)
 
     @property
     def runs_dir(self):
@@ -87,13 +92,14 @@ def resolve_device(device: str):
 
 
 def start(experiment: str, profile: str = "cpu", *, seed: int = 0, device: str = "auto", progress: str = "auto",
-          overrides: dict | None = None, executor: str = "serial", quiet: bool = False) -> Context:
-    """Validate the profile (+overrides), seed everything, pick the device and progress mode, print a header."""
+          overrides: dict | None = None, executor: str = "serial", dataset: str = "", quiet: bool = False) -> Context:
+    """Validate the profile (+dataset, +overrides), seed everything, pick the device and progress mode, print a
+    header. `dataset` ("" = the profile's own) runs the profile on another dataset (profiles.for_dataset)."""
     unknown = injected_unknown_parameters()
     if unknown:
         raise ElfkitError(f"unknown notebook parameter(s) {unknown}; the notebooks take {', '.join(NOTEBOOK_PARAMETERS)}"
                           " (profile fields go in overrides, e.g. -p overrides '{\"n_eval_models\": 2}')")
-    prof = profiles.get(profile, **parse_overrides(overrides))
+    prof = profiles.override(profiles.for_dataset(profiles.get(profile), dataset), **parse_overrides(overrides))
     from .executors import parse
 
     parse(executor)          # a typo stops here, before anything runs
@@ -103,7 +109,7 @@ def start(experiment: str, profile: str = "cpu", *, seed: int = 0, device: str =
         ctx.activate()
     if not quiet:
         where = provenance.describe_device(ctx.resolved) if ctx.resolved is not None else f"{device} (set up on first use)"
-        print(f"elfkit {__version__} | {experiment} | profile {prof.name} | seed {seed} | device {where}"
+        print(f"elfkit {__version__} | {experiment} | profile {profiles.label(prof)} | seed {seed} | device {where}"
               f" | git {provenance.git_sha()[:10]}{' (dirty)' if provenance.git_dirty() else ''}")
     return ctx
 

@@ -1,7 +1,8 @@
 """`elfkit gpu-check`: one prepared device check that turns a lent GPU (about 10 minutes) into paper-scale
 evidence — benchmark rows, then the paper-profile fidelity slice on Fashion-MNIST: DM IPC 10, its ConvNet
 evaluation beside the published 83.5 ± 0.3, an ELF feature model (ConvNetW512) on the full training set, and
-baseline vs ELF on ResNet-18 and VGG-11.
+baseline vs ELF on ResNet-18 and VGG-11. `--dataset cifar10` runs the same slice on CIFAR-10 where the device
+holds its files (torchvision's layout in $ELFKIT_DATA; the device machines have no network), beside 48.9 ± 0.6.
 
 Every part is sized before it runs: one small unit of it is timed on the device and the part gets as many
 iterations / epochs as its share of the budget allows, up to the published count (the plan, with its estimates,
@@ -28,7 +29,16 @@ SCALES = {   # paper: the published settings (docs/base-methods.md §4, §8; doc
 }
 SHARES = {"dm": 0.35, "dm_eval": 0.05, "feature_model": 0.25, "elf": 0.35}   # of the budget left after the bench
 PARTS = ("bench", "dm", "dm_eval", "feature_model", "elf")
-PUBLISHED_DM_IPC10 = (83.5, 0.3)   # DM paper, Fashion-MNIST IPC 10, ConvNet (docs/reference-numbers.md §2)
+
+
+def published_dm(dataset: str, ipc: int) -> dict | None:
+    """The published DM ConvNet accuracy at `ipc` on `dataset` (elfkit/reference/base_methods.json; Fashion-MNIST
+    IPC 10: 83.5 ± 0.3), or None where none is published."""
+    from .paths import PACKAGE_DIR
+
+    doc = json.loads((PACKAGE_DIR / "reference" / "base_methods.json").read_text())
+    hit = [e for e in doc["entries"] if (e["dataset"], e["method"], e["ipc"]) == (dataset, "DM", ipc)]
+    return {k: hit[0][k] for k in ("mean", "std", "source", "status")} if hit else None
 
 
 def device_facts(dev) -> dict:
@@ -116,8 +126,9 @@ def _write(out: Path, part: str, doc: dict) -> None:
 
 
 def run(out: str | Path | None = None, device: str = "auto", scale: str = "paper", budget_s: float = 540.0,
-        progress: str = "rows") -> dict:
-    """Run (or continue) the check; returns {part: record}. Records land in `out` (default results/<scale>/gpu_check)."""
+        progress: str = "rows", dataset: str = "") -> dict:
+    """Run (or continue) the check; returns {part: record}. Records land in `out` (default results/<scale>/gpu_check,
+    results/<scale>-<dataset>/gpu_check on another `dataset`, e.g. cifar10 where the device has its files)."""
     import torch
 
     from . import data as datasets, elf, paths, seeding
@@ -129,14 +140,17 @@ def run(out: str | Path | None = None, device: str = "auto", scale: str = "paper
 
     if scale not in SCALES:
         raise ElfkitError(f"--scale must be one of {sorted(SCALES)}, got {scale!r}")
-    cfg = SCALES[scale]
+    cfg = dict(SCALES[scale])
+    if dataset:
+        cfg["dataset"] = datasets.canonical(dataset)
+    where = scale if cfg["dataset"] == SCALES[scale]["dataset"] else f"{scale}-{cfg['dataset']}"
     dev = resolve_device(device)
     if scale == "paper" and dev.type != "cuda":
         raise ElfkitError("gpu-check at the paper scale needs a CUDA GPU; use --scale smoke --device cpu to try "
                           "the command here")
     # records in `out` (committed for the paper scale); checkpoint and feature models in `work` (never committed)
-    work = Path(out) / "work" if out else paths.runs_dir(scale) / "gpu_check"
-    out = Path(out) if out else paths.results_dir(scale, "gpu_check")
+    work = Path(out) / "work" if out else paths.runs_dir(scale) / f"gpu_check{where[len(scale):]}"
+    out = Path(out) if out else paths.results_dir(where, "gpu_check")
     out.mkdir(parents=True, exist_ok=True)
     seeding.seed_all(0, deterministic=False, threads=None)
     if dev.type == "cuda":
@@ -180,7 +194,7 @@ def run(out: str | Path | None = None, device: str = "auto", scale: str = "paper
         recs = evaluate_synset(syn, data, ["ConvNet"], n_models=cfg["n_models"], epochs=the_plan["eval_epochs"],
                                **common)
         done["dm_eval"] = {**base, "part": "dm_eval", "epochs": the_plan["eval_epochs"], "records": recs,
-                           "published": {"mean": PUBLISHED_DM_IPC10[0], "std": PUBLISHED_DM_IPC10[1]},
+                           "published": published_dm(cfg["dataset"], cfg["ipc"]),
                            "wall_s": time.perf_counter() - t0}
         _write(out, "dm_eval", done["dm_eval"])
     getter = elf.feature_models(data, work / "feature_models", epoch=the_plan["feature_epoch"],
@@ -268,3 +282,29 @@ def estimate_table(sustained_tflops: float = 13.4) -> str:
     lines.append(f"{'total':14s} {sum(e['tflop'] for e in est.values()):10.1f} TFLOP  "
                  f"~{sum(e['seconds'] for e in est.values()):8.1f} s")
     return "\n".join(lines)
+
+
+def add_arguments(gc) -> None:
+    """The `elfkit gpu-check` options (cli.py builds the subcommand)."""
+    from .cli_checks import RATE
+
+    gc.add_argument("--scale", default="paper", choices=["paper", "smoke"],
+                    help="paper: published settings, needs CUDA; smoke: seconds on any device (CI)")
+    gc.add_argument("--budget-s", type=RATE, default=540.0, help="seconds the parts may take together (default 540)")
+    gc.add_argument("--out", help="records folder (default: results/<scale>[-<dataset>]/gpu_check)")
+    gc.add_argument("--dataset", default="", help="cifar10 | cifar100: the slice on that dataset (its files in "
+                    "$ELFKIT_DATA; default Fashion-MNIST)")
+    gc.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    gc.add_argument("--progress", default="rows", choices=["auto", "bar", "rows", "off"], help="progress display")
+    gc.add_argument("--estimate", action="store_true", help="print each part's FLOPs, time at --tflops; runs nothing")
+    gc.add_argument("--tflops", type=RATE, default=13.4, help="--estimate: sustained TFLOP/s (20%% of H200 fp32)")
+    gc.set_defaults(func=from_args)
+
+
+def from_args(a) -> int:
+    if a.estimate:
+        print(estimate_table(a.tflops))
+        return 0
+    done = run(out=a.out, device=a.device, scale=a.scale, budget_s=a.budget_s, progress=a.progress, dataset=a.dataset)
+    print(f"gpu-check: {len(done)}/{len(PARTS) - (a.scale == 'smoke')} parts recorded")
+    return 0

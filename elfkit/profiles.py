@@ -54,6 +54,7 @@ class Profile:
     mtt_lr_lr: float = 1e-5       # SGD lr on the learnable step size (paper: 1e-5)
     mtt_lr_teacher: float = 0.01  # initial student step size = the experts' lr (paper: 0.01)
     mtt_batch_syn: int = 0        # synthetic minibatch per unrolled step (0 = all C·ipc images)
+    mtt_zca: bool = False         # experts, distillation and evaluation of MTT sets in ZCA space (docs/base-methods.md §6.4)
     # ELF study (04/05)
     study_method: str = "DM"      # distillation method of the study sets (a key of elfkit.distill.METHODS)
     study_ipc: int = 10           # IPC of the ConvNet set the 05 sweeps and the 04 ablations evaluate
@@ -76,6 +77,7 @@ class Profile:
     ptm_epoch: int = 150          # snapshot CLoM uses unless a study varies it (HEAD default 150)
     ptm_ood_source: str = "mnist"  # out-of-domain source for the cosine distance (offline: mnist_5k)
     ptm_alpha: float = 100.0      # CLoM weight (precursor's Fashion-MNIST table: 100 for DC/DSA/DM)
+    ptm_alpha_methods: tuple[str, ...] = ()   # "DM=2000": a method's own α in place of ptm_alpha (the CIFAR tables)
     ptm_batch: int = 8196         # real images per cos / ce_ratio call (readme: 8196, with replacement)
     ptm_methods: tuple[str, ...] = ("DC", "DSA", "DM")   # base methods the studies guide
     ptm_ipc: int = 10             # IPC of the PTM studies
@@ -166,6 +168,19 @@ PAPER = Profile(
 
 PROFILES = {p.name: p for p in (SMOKE, CPU, PAPER)}
 
+# The published settings that differ from Fashion-MNIST's when the paper profile runs on the papers' own datasets
+# (`-p dataset cifar10`): MTT distils CIFAR in ZCA space with the README's CIFAR command (syn_steps 20, expert_epochs
+# 3, max_start_epoch 20; its per-IPC table is published only as an image and is not transcribed, so these apply at
+# every IPC); CLoM's α is the precursor's per-method IPC-10 table and the cosine arm's source is the other CIFAR
+# (docs/ptm.md §6.3; the code example is CIFAR-100 -> CIFAR-10). DM, DC/DSA, evaluation and ELF are as on
+# Fashion-MNIST. Other profiles only change the dataset.
+PAPER_DATASETS = {
+    "cifar10": {"mtt_zca": True, "mtt_expert_epochs": 3, "mtt_max_start_epoch": 20, "ptm_ood_source": "cifar100",
+                "ptm_alpha": 2000.0, "ptm_alpha_methods": ("DC=1000", "DSA=5000", "DM=2000")},
+    "cifar100": {"mtt_zca": True, "mtt_expert_epochs": 3, "mtt_max_start_epoch": 20, "ptm_ood_source": "cifar10",
+                 "ptm_alpha": 500.0, "ptm_alpha_methods": ("DC=10000", "DSA=10000", "DM=500")},
+}
+
 # Every field belongs to one component (a test checks it). Cells receive the resolved values of their component
 # (a method's settings, the evaluation protocol, a feature model's recipe), never the profile. `runtime` fields never
 # change a result's protocol: they are the run's setup, kept in provenance, never in a cell key (threads and
@@ -179,14 +194,15 @@ SECTIONS = {
     "dm": ("dm_iterations", "dm_batch_real", "dm_lr_img"),
     "dc": ("dc_iterations", "dc_batch_real", "dc_lr_img", "dc_metric", "dc_init", "dc_loop_cap"),
     "mtt": ("mtt_experts", "mtt_buffer_epochs", "mtt_expert_per_class", "mtt_iterations", "mtt_syn_steps",
-            "mtt_expert_epochs", "mtt_max_start_epoch", "mtt_lr_img", "mtt_lr_lr", "mtt_lr_teacher", "mtt_batch_syn"),
+            "mtt_expert_epochs", "mtt_max_start_epoch", "mtt_lr_img", "mtt_lr_lr", "mtt_lr_teacher", "mtt_batch_syn",
+            "mtt_zca"),
     "elf": ("feature_epochs", "feature_epoch", "feature_per_class"),
     "study": ("study_method", "study_ipc", "study_matrix_archs", "study_matrix_ipc", "study_matrix_overrides",
               "study_axes"),
     "ablation": ("ablation_archs", "ablation_lam_front", "ablation_lam_rear", "ablation_feature_epochs",
                  "ablation_feature_widths", "ablation_distill_epochs"),
     "ptm": ("ptm_archs", "ptm_model_num", "ptm_model_num_others", "ptm_epochs", "ptm_per_class", "ptm_epoch",
-            "ptm_ood_source", "ptm_alpha", "ptm_batch", "ptm_methods", "ptm_ipc", "ptm_iterations", "ptm_model_nums",
+            "ptm_ood_source", "ptm_alpha", "ptm_alpha_methods", "ptm_batch", "ptm_methods", "ptm_ipc", "ptm_iterations", "ptm_model_nums",
             "ptm_arch_pools", "ptm_epoch_grid", "ptm_sources", "ptm_alpha_rule", "ptm_alpha_scales",
             "ptm_calibration_draws", "ptm_seeds", "ptm_member_windows", "ptm_eval_archs",
             "ptm_pool_from", "ptm_cross_methods"),
@@ -248,6 +264,33 @@ def get(name: str, **overrides) -> Profile:
     if name not in PROFILES:
         raise ElfkitError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     return override(PROFILES[name], **overrides)
+
+
+def for_dataset(profile: Profile, dataset: str | None) -> Profile:
+    """`profile` on another dataset ("" or None: unchanged); the paper profile also takes that dataset's published
+    settings (PAPER_DATASETS). Explicit overrides are applied after this, so they win."""
+    if not dataset or dataset == profile.dataset:
+        return profile
+    from .data import canonical      # (torch-side; a replay on the profile's own dataset never gets here)
+
+    key = canonical(dataset)
+    if key == profile.dataset:
+        return profile
+    extra = PAPER_DATASETS.get(key, {}) if profile.name == "paper" else {}
+    return override(profile, dataset=key, **extra)
+
+
+def label(profile) -> str:
+    """The folder name of a profile's records and figures: its name, plus the dataset when it is not the profile's
+    own (results/paper-cifar10/...), so runs on another dataset never overwrite or replay the committed ones."""
+    own = PROFILES[profile.name].dataset if profile.name in PROFILES else profile.dataset
+    return profile.name if profile.dataset == own else f"{profile.name}-{profile.dataset}"
+
+
+def method_alpha(p, method: str) -> float:
+    """CLoM's α for one base method: its ptm_alpha_methods entry, else ptm_alpha."""
+    own = assignments(p.ptm_alpha_methods).get(method)
+    return float(own) if own is not None else p.ptm_alpha
 
 
 def assignments(items) -> dict:

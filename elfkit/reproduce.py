@@ -1,4 +1,5 @@
-"""python -m elfkit.reproduce --profile {smoke|cpu|paper} [--only NN_slug] [--recompute] [--executor ray] [--status]:
+"""python -m elfkit.reproduce --profile {smoke|cpu|paper} [--dataset cifar10] [--only NN_slug] [--recompute]
+[--executor ray] [--status]:
 papermill every notebook, or report their cells (also `elfkit reproduce`, which takes the same arguments)."""
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ def failure_reason(e: Exception) -> str:
 
 
 def run(profile: str = "cpu", only: list[str] | None = None, recompute: bool = False, seed: int = 0,
-        device: str = "auto", executor: str = "serial") -> int:
+        device: str = "auto", executor: str = "serial", dataset: str = "") -> int:
     """Execute each notebook into results/<profile>/runs/<slug>.ipynb; print status, wall time and products."""
     import papermill as pm
 
+    from . import profiles
     from .experiments import BY_SLUG
 
+    where = profiles.label(profiles.for_dataset(profiles.get(profile), dataset))   # results/<where>/, figures/<where>/
     selected = notebooks(only)
     if not selected:
         print(f"no notebook matches {only}", file=sys.stderr)
@@ -46,19 +49,19 @@ def run(profile: str = "cpu", only: list[str] | None = None, recompute: bool = F
                               "available here; use --profile cpu, or run on a GPU machine")
     failures = 0
     for nb in selected:
-        out = paths.runs_dir(profile) / nb.name
+        out = paths.runs_dir(profile) / f"{nb.stem}{where[len(profile):]}.ipynb"
         t0 = time.perf_counter()
-        print(f"== {nb.stem} [{profile}{', recompute' if recompute else ', replay'}] -> {out}", flush=True)
+        print(f"== {nb.stem} [{where}{', recompute' if recompute else ', replay'}] -> {out}", flush=True)
         try:
             pm.execute_notebook(str(nb), str(out), cwd=str(paths.repo_root()), kernel_name="python3",
                                 progress_bar=False, log_output=True, stdout_file=sys.stdout, stderr_file=sys.stderr,
                                 parameters=dict(profile=profile, recompute=recompute, seed=seed, device=device,
-                                                progress="rows", executor=executor))
+                                                progress="rows", executor=executor, dataset=dataset))
             status = "ok"
         except Exception as e:  # papermill raises PapermillExecutionError with the cell's traceback
             status, failures = f"FAILED: {failure_reason(e)}", failures + 1
         mod = BY_SLUG.get(nb.stem)
-        products = [p.format(profile=profile) for p in getattr(mod, "PRODUCTS", [])]
+        products = [p.format(profile=where) for p in getattr(mod, "PRODUCTS", [])]
         missing = [p for p in products if not (paths.base() / p).exists()]
         print(f"== {nb.stem}: {status} in {time.perf_counter() - t0:.1f} s; products: {len(products) - len(missing)}"
               f"/{len(products)}{' missing ' + ', '.join(missing) if missing else ''}", flush=True)
@@ -66,7 +69,7 @@ def run(profile: str = "cpu", only: list[str] | None = None, recompute: bool = F
     if recompute and profile != "smoke" and not failures:
         from .results import environment_freeze
 
-        environment_freeze(profile)
+        environment_freeze(where)
     return 1 if failures else 0
 
 
@@ -74,6 +77,8 @@ def add_arguments(parser) -> None:
     from .cli_checks import SIZE
 
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="scale (default: cpu)")
+    parser.add_argument("--dataset", default="", help="run the profile on another dataset, e.g. cifar10 (the paper "
+                        "profile then takes its published settings; records go to results/<profile>-<dataset>/)")
     parser.add_argument("--only", nargs="+", help="notebook slugs or numbers, e.g. 00_quickstart or 00")
     parser.add_argument("--recompute", action="store_true",
                         help="compute the cells not finished yet (default: replay committed results)")
@@ -90,12 +95,12 @@ def from_args(a) -> int:
 
     parse(a.executor)           # a typo stops here, not once per notebook
     if a.status:
-        return status(profile=a.profile, only=a.only, seed=a.seed)
+        return status(profile=a.profile, only=a.only, seed=a.seed, dataset=a.dataset)
     return run(profile=a.profile, only=a.only, recompute=a.recompute, seed=a.seed, device=a.device,
-               executor=a.executor)
+               executor=a.executor, dataset=a.dataset)
 
 
-def status(profile: str = "cpu", only: list[str] | None = None, seed: int = 0) -> int:
+def status(profile: str = "cpu", only: list[str] | None = None, seed: int = 0, dataset: str = "") -> int:
     """Per notebook: its cells planned / finished (a record exists) / pending, by kind, and whether its records
     file exists — how far a long grid (computed over several sessions) has come."""
     from . import profiles
@@ -104,7 +109,7 @@ def status(profile: str = "cpu", only: list[str] | None = None, seed: int = 0) -
     from .executors import store_for
     from .experiments import BY_SLUG, grid
 
-    prof, store = profiles.get(profile), store_for(profile)
+    prof, store = profiles.for_dataset(profiles.get(profile), dataset), store_for(profile)
     print(f"{'notebook':<20} {'records':<8} {'planned':>7} {'finished':>8} {'pending':>7}  pending by kind")
     for nb in notebooks(only):
         plan, _ = grid.plan_of(BY_SLUG[nb.stem], prof, seed)
@@ -114,7 +119,7 @@ def status(profile: str = "cpu", only: list[str] | None = None, seed: int = 0) -
         for c in todo:
             kinds[c.kind] = kinds.get(c.kind, 0) + 1
         done = sum(store.get(c) is not None for c in cells)
-        has = (paths.results_dir(profile, nb.stem) / "records.json").is_file()
+        has = (paths.results_dir(profiles.label(prof), nb.stem) / "records.json").is_file()
         print(f"{nb.stem:<20} {'yes' if has else 'no':<8} {len(cells):>7} {done:>8} {len(todo):>7}  "
               f"{', '.join(f'{k} {n}' for k, n in sorted(kinds.items())) or '-'}")
     return 0

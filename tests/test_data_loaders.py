@@ -85,30 +85,15 @@ def test_tinyimagenet_missing_names_the_folder(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("key", ["cifar10", "cifar100"])
-def test_cifar_from_torchvision_on_disk_format(key, monkeypatch, tmp_path):
+def test_cifar_from_torchvision_on_disk_format(key, cifar_on_disk):
     """The exact code a user with internet runs (torchvision's own CIFAR reader, elfkit's conversion), on a small
     fixture written in torchvision's on-disk layout; only the MD5 check of the real archive is bypassed."""
-    import pickle
-
     from elfkit.torchvision_compat import torchvision
 
     tv = torchvision()
     cls = tv.datasets.CIFAR10 if key == "cifar10" else tv.datasets.CIFAR100
-    folder = tmp_path / cls.base_folder
-    folder.mkdir()
-    n_cls, label_key = (10, "labels") if key == "cifar10" else (100, "fine_labels")
-    rng = np.random.default_rng(0)
-    batches = {}
-    for name, _md5 in cls.train_list + cls.test_list:
-        y = list(np.arange(12) % n_cls)
-        batches[name] = {"data": rng.integers(0, 256, size=(12, 3072), dtype=np.uint8), label_key: y}
-        with open(folder / name, "wb") as f:
-            pickle.dump(batches[name], f, protocol=2)
-    names = [f"class{i}" for i in range(n_cls)]
-    with open(folder / cls.meta["filename"], "wb") as f:
-        pickle.dump({cls.meta["key"]: names}, f, protocol=2)
-    monkeypatch.setattr(tv.datasets.cifar, "check_integrity", lambda *a, **k: True)   # MD5s of the real files
-    monkeypatch.setenv("ELFKIT_DATA", str(tmp_path))
+    n_cls = 10 if key == "cifar10" else 100
+    batches = cifar_on_disk(key)
     d = data.load(key)
     spec = data.SPECS[key]
     n_train = 12 * len(cls.train_list)

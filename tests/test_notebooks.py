@@ -11,7 +11,7 @@ from elfkit.experiments import BY_SLUG
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-PARAMS = ["profile", "recompute", "seed", "device", "progress", "overrides", "executor"]
+PARAMS = ["profile", "recompute", "seed", "device", "progress", "overrides", "executor", "dataset"]
 
 
 def test_notebook_parameters_are_the_ones_start_accepts():
@@ -154,7 +154,8 @@ def test_committed_results_are_clean_real_runs():
     for f in files:
         doc = json.loads(f.read_text())
         assert doc["provenance"]["git_dirty"] is False, f
-        prof = profiles.get(doc["profile"])
+        prof = profiles.for_dataset(profiles.get(doc["profile"]), doc["config"]["profile"].get("dataset", ""))
+        assert f.parts[-3] == profiles.label(prof), f"{f}: records of {profiles.label(prof)} in the wrong folder"
         ctx = context.Context(doc["experiment"], prof, doc["config"]["seed"], None, "off")
         results.load(f, ctx)          # checksum, artefacts, config hash over the fields its plan read
         plan, _ = grid.plan_of(BY_SLUG[doc["experiment"]], prof, doc["config"]["seed"])

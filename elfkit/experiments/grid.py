@@ -13,10 +13,12 @@ FEATURE_SEED = 3407          # the ELF release's feature-model seed (docs/elf.md
 
 
 def data_spec(dataset: str, train_per_class: int = 0, test_per_class: int = 0, seed: int = 0) -> dict:
-    """A cell's data argument: a dataset by canonical name, optionally a stratified seeded subset (data.subset)."""
+    """A cell's data argument: a dataset by canonical name ('<name>+zca': its ZCA-whitened version, zca.load),
+    optionally a stratified seeded subset (data.subset)."""
     from ..data import canonical
 
-    return {"dataset": canonical(dataset), "train_per_class": train_per_class, "test_per_class": test_per_class, "seed": seed}
+    base, zca = (dataset[:-4], "+zca") if dataset.endswith("+zca") else (dataset, "")
+    return {"dataset": canonical(base) + zca, "train_per_class": train_per_class, "test_per_class": test_per_class, "seed": seed}
 
 
 def name_of(dataset: str) -> str:
@@ -47,9 +49,14 @@ def pool_seed(seed: int, arch: str, i: int) -> int:
     return derive(seed, "pool", arch, i) % 2**31
 
 
+def mtt_dataset(p) -> str:
+    """The data MTT's experts and sets live on: the dataset, ZCA-whitened with mtt_zca."""
+    return p.dataset + ("+zca" if p.mtt_zca else "")
+
+
 def expert_cells(p, seed: int) -> list[Cell]:
     """The MTT expert trajectories of the distillation network (mtt_experts × mtt_buffer_epochs, every epoch kept)."""
-    data = data_spec(p.dataset, p.mtt_expert_per_class, 0, seed)
+    data = data_spec(mtt_dataset(p), p.mtt_expert_per_class, 0, seed)
     return [trajectory(data, p.distill_arch, "mtt_expert", p.mtt_buffer_epochs, pool_seed(seed, p.distill_arch, i),
                        "experts", test_every=max(1, p.mtt_buffer_epochs // 5)) for i in range(p.mtt_experts)]
 
@@ -115,7 +122,7 @@ def elf_args(p, seed: int, arch: str, *, mode: str = "front_rear_task", kind: st
 def synset_cell(p, seed: int, method: str, ipc: int, *, guidance: dict | None = None, iterations: int = 0) -> Cell:
     """One set of `method` at `ipc` on the distillation network with the method's profile section; MTT takes
     the profile's expert trajectories; `guidance` (a CLoM spec) and `iterations` (> 0 replaces the section's)."""
-    data = data_spec(p.dataset)
+    data = data_spec(mtt_dataset(p) if method == "MTT" else p.dataset)
     if method == "random_real":
         return Cell("synset", {"method": method, "ipc": ipc, "data": data, "seed": seed})
     from ..distill import METHODS
@@ -149,10 +156,17 @@ def baseline_and_elf(p, plan: Plan, syn: Cell, test: dict, archs, protocol, seed
 
 def eval_cell(syn: Cell, test: dict, arch: str, model_seed: int, protocol, elf: dict | None = None) -> Cell:
     """One evaluation model of `arch` on the set, seeded `model_seed`, trained under the protocol (ELF: `elf`, whose
-    feature-model snapshot becomes the input `features`: that set's features from that snapshot, computed once)."""
+    feature-model snapshot becomes the input `features`: that set's features from that snapshot, computed once).
+    A set in ZCA space is tested on the ZCA'd test set, and its ELF feature model trains on the ZCA'd data."""
+    space = syn.args.get("data", {}).get("dataset", "")
+    zca = space.endswith("+zca")
+    if zca:
+        test = {**test, "dataset": space}
     if elf:
         elf = dict(elf)
         traj = elf.pop("trajectory")
+        if zca:
+            traj = Cell(traj.kind, {**traj.args, "data": {**traj.args["data"], "dataset": space}})
         elf["features"] = Cell("features", {"trajectory": traj, "epoch": elf["epoch"], "synset": syn})
         if elf["on_augmented"]:      # features of each augmented batch: the network itself is an input too
             elf["model"] = traj

@@ -4,6 +4,8 @@ ELF — so the combination CLoM-distilled + ELF-evaluated sits beside both parts
 from __future__ import annotations
 
 from ..cells import Plan
+from .. import profiles
+from ..profiles import method_alpha
 from ..results import Output
 from . import grid
 
@@ -53,8 +55,8 @@ def chosen_guidance(p, seed: int, method: str, records_path) -> tuple[dict, str]
     epoch = int(best["ptm_epoch"]["ptm_epoch"])
     domain, distance = SOURCES[best["source"]["option"]]
     spec = {"pools": {a: grid.ptm_members(p, seed, domain, a, n) for a in archs},
-            "source": grid.ptm_source(p, seed, domain), "epoch": epoch, "alpha": p.ptm_alpha, "distance": distance,
-            "model_num": n, "batch": p.ptm_batch, "seed": seed, "chosen_from": sha}
+            "source": grid.ptm_source(p, seed, domain), "epoch": epoch, "alpha": method_alpha(p, method),
+            "distance": distance, "model_num": n, "batch": p.ptm_batch, "seed": seed, "chosen_from": sha}
     return spec, f"{'+'.join(archs)} x{n} @{epoch} {best['source']['option']} (06's best)"
 
 
@@ -70,10 +72,11 @@ def plan(p, seed: int) -> Plan:
     src, pools = grid.ptm_cells(p, seed, "target") if p.ptm_pool_from == "profile" else (None, {})
     for method in p.ptm_cross_methods or p.ptm_methods:
         if p.ptm_pool_from == "06":
-            g, pool = chosen_guidance(p, seed, method, paths.results_dir(p.name, "06_ptm_options") / "records.json")
+            records = paths.results_dir(profiles.label(p), "06_ptm_options") / "records.json"
+            g, pool = chosen_guidance(p, seed, method, records)
         else:
-            g = {"pools": pools, "source": src, "epoch": p.ptm_epoch, "alpha": p.ptm_alpha, "distance": "ce_code",
-                 "model_num": None, "batch": p.ptm_batch, "seed": seed}
+            g = {"pools": pools, "source": src, "epoch": p.ptm_epoch, "alpha": method_alpha(p, method),
+                 "distance": "ce_code", "model_num": None, "batch": p.ptm_batch, "seed": seed}
             pool = "+".join(pools)
         sets = {"no CLoM": grid.synset_cell(p, seed, method, p.ptm_ipc, iterations=p.ptm_iterations),
                 "CLoM": grid.synset_cell(p, seed, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)}

@@ -52,9 +52,11 @@ def calibration_cell(p, seed: int, method: str, opt: dict, distill_seed: int | N
 
 
 def alpha_for(p, seed: int, method: str, opt: dict, distill_seed: int | None = None):
-    """ptm_alpha (× the α study's scale); `calibrated`: the rule of clom_calibration against the base option,
+    """The method's α (ptm_alpha_methods, else ptm_alpha; × the α study's scale); `calibrated`: the rule of clom_calibration against the base option,
     both measured at the distillation seed's initial set."""
-    a = p.ptm_alpha * opt.get("scale", 1.0)
+    from ..profiles import method_alpha
+
+    a = method_alpha(p, method) * opt.get("scale", 1.0)
     if p.ptm_alpha_rule == "fixed":
         return a
     if p.ptm_alpha_rule != "calibrated":
