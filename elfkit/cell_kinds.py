@@ -62,14 +62,14 @@ def synset_of(ref: Cell, env: Env):
 
 
 def alpha_of(spec: dict, env: Env) -> float:
-    """A guidance spec's α: a number, or {"reference_alpha", "reference", "calibration"} resolved by the rule of
-    elfkit.clom_calibration from the two calibration cells' measured gradient norms."""
+    """A guidance spec's α: a number, or {"reference_alpha", "reference", "calibration"} resolved by the share rule
+    of elfkit.clom_calibration from the two calibration cells' measured gradient norms."""
     a = spec["alpha"]
     if not isinstance(a, dict):
         return float(a)
     from .clom_calibration import calibrated_alpha
 
-    ref, this = (env.store.get(a[k])["output"]["clom_norm"] for k in ("reference", "calibration"))
+    ref, this = (env.store.get(a[k])["output"] for k in ("reference", "calibration"))
     return calibrated_alpha(a["reference_alpha"], ref, this)
 
 
@@ -126,7 +126,9 @@ def calibration(cell: Cell, env: Env) -> dict:
     init = a["settings"].get("init", "real") if m == "DC" else "real"
     images = state.init_images(data, ipc, init, g).to(env.device)
     labels = state.hard_labels(data.num_classes, ipc, env.device)
-    base = cc.grad_norm(cc.base_loss(m, data, labels, a["arch"], a["seed"], a["settings"]), images, a["draws"])
+    experts = [trajectory_of(r, env) for r in a.get("experts", ())]          # MTT's
+    base = cc.grad_norm(cc.base_loss(m, data, labels, a["arch"], a["seed"], a["settings"], experts), images,
+                        a["draws"])
     guide = _guidance(a["guidance"], data, env, alpha=1.0)
     clom = cc.grad_norm(lambda x, k: guide(x, labels), images, a["draws"])
     return {"base_norm": base, "clom_norm": clom, "draws": a["draws"]}

@@ -1,13 +1,15 @@
-"""Calibrating CLoM's α per distance (docs/ptm.md §4): a distance's α only scales its gradient, and the distances'
+"""Calibrating CLoM's α per distance (docs/ptm.md §11): a distance's α only scales its gradient, and the distances'
 raw gradients differ by orders of magnitude (at the DM initial set, ‖∇ cos‖ is ~45x smaller than ‖∇ ce_code‖), so
-one α for all of them switches some off. The rule elfkit records:
+one α for all of them switches some off. The rule elfkit records is a share rule:
 
-    α_d = α_ref · G_ref / G_d
+    α_d = s_ref · G_base / G_d,    s_ref = α_ref · G_ref / G_base,ref
 
-where G is the mean image-gradient norm of the unit-weight (α = 1) CLoM term over `draws` calls at the method's
-initial synthetic set, and ref is the published setting (ce_code at the profile's α): every distance then pulls
-the images as hard, relative to the base method, as the published CE term does. G_base (the base method's own
-mean image-gradient norm at the same set) is recorded beside it, so the share G·α / G_base of every arm is known."""
+where G is the mean image-gradient norm over `draws` calls at a method's initial synthetic set — of the base
+method's own loss (G_base) or of the unit-weight (α = 1) CLoM term (G_d) — and ref is the published setting
+(ce_code on the target at the profile's α, measured with the reference method): every distance then pulls the
+images as hard, relative to the base method, as the published CE term does. For a method with a published α the
+reference method is the method itself, G_base cancels and α_d = α_ref · G_ref / G_d; MTT has no published α, so its
+reference is DM's published setting, carried over as the same share of MTT's own gradient."""
 from __future__ import annotations
 
 import torch
@@ -27,10 +29,11 @@ def grad_norm(loss_fn, images: torch.Tensor, draws: int) -> float:
     return total / draws
 
 
-def base_loss(method: str, data: Data, labels: torch.Tensor, arch: str, seed: int, settings: dict):
+def base_loss(method: str, data: Data, labels: torch.Tensor, arch: str, seed: int, settings: dict, experts=()):
     """loss(x, k): the base method's loss of one iteration at images x (draw k: its own network and real batch).
     DM: the class-mean embedding distance with one Siamese DSA draw per class; DC/DSA: the gradient distance of one
-    outer step on a fresh network (DSA with its Siamese draws)."""
+    outer step on a fresh network (DSA with its Siamese draws); MTT: the normalised trajectory distance after
+    syn_steps student steps at the initial step size, from a random expert and start epoch (`experts`)."""
     C = data.num_classes
     ipc = len(labels) // C
     cls = class_indices(data.y_train.cpu(), C)
@@ -66,11 +69,40 @@ def base_loss(method: str, data: Data, labels: torch.Tensor, arch: str, seed: in
             return gm_loss(net, list(net.parameters()), reals, list(x.split(ipc)), settings.get("metric", "ours"),
                            strategy, g)
         return loss
-    raise ElfkitError(f"α calibration is implemented for DM, DC and DSA, not {method!r}")
+    if method == "MTT":
+        return _mtt_loss(data, labels, arch, seed, settings, list(experts), net_of(0))
+    raise ElfkitError(f"α calibration is implemented for DM, DC, DSA and MTT, not {method!r}")
 
 
-def calibrated_alpha(reference_alpha: float, reference_norm: float, norm: float) -> float:
-    """α_d = α_ref · G_ref / G_d (the module's rule); a distance whose gradient vanishes cannot be calibrated."""
-    if not norm > 0:
-        raise ElfkitError(f"the CLoM term's image gradient is {norm} at the initial set; it cannot be calibrated")
-    return reference_alpha * reference_norm / norm
+def _mtt_loss(data: Data, labels: torch.Tensor, arch: str, seed: int, settings: dict, experts: list, net):
+    from .distill.mtt import params_of, plan_steps, unrolled_loss
+
+    if not experts:
+        raise ElfkitError("calibrating α for MTT needs its expert trajectories")
+    net = net.train()
+    shapes = {k: tuple(v.shape) for k, v in net.named_parameters()}
+    names, n = list(shapes), len(labels)
+    strategy = augment.strategy_for(data.name)
+    lr = torch.tensor(float(settings["lr_teacher"]), device=labels.device)
+
+    def loss(x, k):
+        g = seeding.generator(seeding.derive(seed, "calibrate", k))
+        traj = experts[int(torch.randint(len(experts), (1,), generator=g))]
+        t0 = int(torch.randint(settings["max_start_epoch"], (1,), generator=g))
+        start = params_of(traj, t0, shapes, labels.device)
+        target = params_of(traj, t0 + settings["expert_epochs"], shapes, labels.device)
+        steps = plan_steps(n, settings["syn_steps"], min(settings["batch_syn"] or n, n), strategy, data.spec.im_size,
+                           g)
+        return unrolled_loss(net, names, start, target, x, labels, lr, steps)
+    return loss
+
+
+def calibrated_alpha(reference_alpha: float, reference: dict, this: dict) -> float:
+    """α_d = α_ref · (G_ref / G_base,ref) · G_base / G_d (the module's rule) from the reference and this option's
+    calibration outputs ({"base_norm", "clom_norm"}); a vanishing gradient cannot be calibrated."""
+    for what, norm in (("CLoM term's", this["clom_norm"]), ("reference method's", reference["base_norm"])):
+        if not norm > 0:
+            raise ElfkitError(f"the {what} image gradient is {norm} at the initial set; α cannot be calibrated")
+    if reference["base_norm"] == this["base_norm"]:       # the same method and set: G_base cancels exactly
+        return reference_alpha * reference["clom_norm"] / this["clom_norm"]
+    return reference_alpha * reference["clom_norm"] / reference["base_norm"] * this["base_norm"] / this["clom_norm"]

@@ -1,5 +1,7 @@
 """CLoM: each distance equals its formula on random tensors; one (architecture, checkpoint) draw per call; PTMs stay
 frozen; alpha 0 reproduces every method's unguided result; label-space/shape mismatches fail clearly."""
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -153,9 +155,13 @@ def test_gradient_norm_and_the_calibration_rule():
 
     x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     assert abs(cc.grad_norm(lambda v, k: (v ** 2).sum() * (k + 1), x, 2) - 1.5 * 2 * float(x.norm())) < 1e-3
-    assert cc.calibrated_alpha(100.0, 2.0, 0.5) == 400.0        # α_d = α_ref · G_ref / G_d
+    ref = {"base_norm": 5.0, "clom_norm": 2.0}
+    assert cc.calibrated_alpha(100.0, ref, {"base_norm": 5.0, "clom_norm": 0.5}) == 400.0   # same method: α_ref·G_ref/G_d
+    # another method (MTT vs DM's published setting): the same share α·G_d / G_base = 100·2/5 = 40
+    alpha = cc.calibrated_alpha(100.0, ref, {"base_norm": 0.01, "clom_norm": 0.5})
+    assert abs(alpha * 0.5 / 0.01 - 40.0) < 1e-9 and abs(alpha - 0.8) < 1e-12
     with pytest.raises(ek.ElfkitError, match="cannot be calibrated"):
-        cc.calibrated_alpha(100.0, 2.0, 0.0)
+        cc.calibrated_alpha(100.0, ref, {"base_norm": 5.0, "clom_norm": 0.0})
 
 
 def test_calibrated_arms_pull_the_images_as_hard_as_the_reference(tmp_path, monkeypatch):
@@ -171,6 +177,32 @@ def test_calibrated_arms_pull_the_images_as_hard_as_the_reference(tmp_path, monk
     ref = g[("1", "reference")]
     assert acc["1"] == 100.0 and abs(acc["ood_cos"] * g[("ood_cos", "calibration")] - 100.0 * ref) < 1e-6 * ref
     assert acc["ood_cos"] > 100.0 and acc["x10"] == 1000.0
+
+
+def test_mtt_alpha_takes_the_share_of_dms_published_setting_and_07_uses_it(tmp_path, monkeypatch):
+    """MTT has no published α: calibrated, its CE arm gets the share of its own image gradient that DM's published
+    CE arm has of DM's (α·G_clom / G_base equal); 07 built from 06 with MTT records and uses that α."""
+    from elfkit.experiments import ptm_cross_arch
+
+    monkeypatch.setenv("ELFKIT_RESULTS_DIR", str(tmp_path))
+    over = {"ptm_methods": ["DM", "MTT"], "ptm_alpha_rule": "calibrated", "ptm_calibration_draws": 1,
+            "ptm_model_nums": [1], "ptm_arch_pools": ["ConvNet"], "ptm_epoch_grid": [2], "ptm_sources": ["target_ce"]}
+    ctx = ek.start("06_ptm_options", "smoke", progress="off", quiet=True, overrides=over)
+    df = ek.results.cached(ctx, ek.experiments.ptm_options.run, recompute=True).frame()
+    norms = df[df["metric"].str.startswith("grad_norm")].pivot_table(
+        index=["method", "calibration"], columns="metric", values="value", aggfunc="first")
+    mtt = df[(df["method"] == "MTT") & (df["metric"] == "test_acc") & df["clom"]]
+    alpha = mtt["alpha"].dropna().unique()
+    assert len(alpha) == 1 and np.isfinite(alpha[0]) and alpha[0] > 0 and mtt["value"].notna().all()
+    dm_share = 100.0 * norms.loc[("DM", "reference"), "grad_norm_clom"] / norms.loc[("DM", "reference"), "grad_norm_base"]
+    mtt_share = alpha[0] * norms.loc[("MTT", "calibration"), "grad_norm_clom"] / norms.loc[
+        ("MTT", "calibration"), "grad_norm_base"]
+    assert abs(mtt_share - dm_share) < 1e-6 * dm_share
+    ctx7 = ek.start("07_ptm_cross_arch", "smoke", progress="off", quiet=True,
+                    overrides={**over, "ptm_pool_from": "06", "ptm_cross_methods": ["DM", "MTT"]})
+    rows = pd.DataFrame(ptm_cross_arch.run(ctx7).records)
+    clom_mtt = rows[(rows["method"] == "MTT") & (rows["distill"] == "CLoM")]
+    assert not clom_mtt.empty and abs(clom_mtt["alpha"].iloc[0] - alpha[0]) < 1e-9 * alpha[0]
 
 
 def test_ptm_table_spread_is_over_distillation_seeds_with_models_nested():

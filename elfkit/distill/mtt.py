@@ -50,6 +50,17 @@ def _distance(theta, target) -> torch.Tensor:
     return sum(((a - b) ** 2).sum() for a, b in zip(theta, target))
 
 
+def unrolled_loss(net, names, start, target, images, labels, syn_lr, steps) -> torch.Tensor:
+    """‖θ_N − θ*‖² / ‖θ_0 − θ*‖² with the whole unrolled graph kept (the published structure): differentiable in
+    `images` and `syn_lr` by plain autograd (what trajectory_loss's `full` mode and α calibration use)."""
+    theta = [t.detach().clone().requires_grad_(True) for t in start]
+    for step in steps:
+        x, y = _batch(images, labels, step)
+        grads = _step_grad(net, names, theta, x, y, create_graph=True)
+        theta = [t - syn_lr * gi for t, gi in zip(theta, grads)]
+    return _distance(theta, target) / _distance([t.detach() for t in start], target)
+
+
 def trajectory_loss(net, names, start, target, images, labels, syn_lr, steps, unroll: str = "bounded"):
     """L = ‖θ_N − θ*‖² / ‖θ_0 − θ*‖² after len(steps) student steps from θ_0 = start. Returns (L, ∂L/∂images,
     ∂L/∂η) — `bounded` (adjoint, one step's graph at a time) and `full` (the published full unroll) agree."""
@@ -58,12 +69,7 @@ def trajectory_loss(net, names, start, target, images, labels, syn_lr, steps, un
     if unroll == "full":
         imgs = images.detach().requires_grad_(True)
         lr = syn_lr.detach().requires_grad_(True)
-        theta = [t.clone().requires_grad_(True) for t in start]
-        for step in steps:
-            x, y = _batch(imgs, labels, step)
-            grads = _step_grad(net, names, theta, x, y, create_graph=True)
-            theta = [t - lr * gi for t, gi in zip(theta, grads)]
-        loss = _distance(theta, target) / denom
+        loss = unrolled_loss(net, names, start, target, imgs, labels, lr, steps)
         gi, gl = torch.autograd.grad(loss, [imgs, lr])
         return loss.detach(), gi, gl
     if unroll != "bounded":
@@ -94,7 +100,7 @@ def trajectory_loss(net, names, start, target, images, labels, syn_lr, steps, un
     return loss.detach(), g_img, g_lr
 
 
-def _params_of(traj, epoch: int, shapes: dict, device):
+def params_of(traj, epoch: int, shapes: dict, device):
     """The parameters (no buffers) of an expert snapshot, in the distillation network's order."""
     sd = traj.state(epoch)
     bad = [n for n, shape in shapes.items() if n not in sd or tuple(sd[n].shape) != shape]
@@ -159,8 +165,8 @@ def distill(
     def step(it: int) -> torch.Tensor:
         traj = experts[int(torch.randint(len(experts), (1,), generator=g))]
         t0 = int(torch.randint(max_start_epoch, (1,), generator=g))
-        theta0 = _params_of(traj, t0, shapes, device)
-        target = _params_of(traj, t0 + expert_epochs, shapes, device)
+        theta0 = params_of(traj, t0, shapes, device)
+        target = params_of(traj, t0 + expert_epochs, shapes, device)
         steps = plan_steps(n, syn_steps, bs, strategy, data.spec.im_size, g)
         loss, g_img, g_lr = trajectory_loss(net, names, theta0, target, images, labels, syn_lr, steps, unroll)
         if guidance is not None:

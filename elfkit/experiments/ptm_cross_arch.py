@@ -40,8 +40,9 @@ def best_options(records_path, method: str, arch: str) -> dict:
 
 def chosen_guidance(p, seed: int, method: str, records_path) -> tuple[dict, str]:
     """The CLoM spec of 06's winners: the best architecture pool, its best number of initialisations, the best PTM
-    epoch, and the best source (domain and distance); α as 06 used it. The label names the choice."""
-    from .ptm_options import SOURCES
+    epoch, and the best source (domain and distance); α by 06's rule (ptm_alpha_rule: fixed, or calibrated for this
+    very option). The label names the choice."""
+    from .ptm_options import SOURCES, alpha_for, guidance_spec
 
     best, sha = best_options(records_path, method, p.distill_arch)
     missing = [s for s in ("architectures", "initialisations", "ptm_epoch", "source") if s not in best]
@@ -54,9 +55,8 @@ def chosen_guidance(p, seed: int, method: str, records_path) -> tuple[dict, str]
     n = int(best["initialisations"]["model_num"])
     epoch = int(best["ptm_epoch"]["ptm_epoch"])
     domain, distance = SOURCES[best["source"]["option"]]
-    spec = {"pools": {a: grid.ptm_members(p, seed, domain, a, n) for a in archs},
-            "source": grid.ptm_source(p, seed, domain), "epoch": epoch, "alpha": method_alpha(p, method),
-            "distance": distance, "model_num": n, "batch": p.ptm_batch, "seed": seed, "chosen_from": sha}
+    opt = {"archs": archs, "model_num": n, "epoch": epoch, "domain": domain, "distance": distance}
+    spec = {**guidance_spec(p, seed, opt), "alpha": alpha_for(p, seed, method, opt), "chosen_from": sha}
     return spec, f"{'+'.join(archs)} x{n} @{epoch} {best['source']['option']} (06's best)"
 
 
@@ -86,5 +86,17 @@ def plan(p, seed: int) -> Plan:
     return out
 
 
+def assemble(plan: Plan, outputs: dict, ctx, env) -> Output:
+    """The rows, each CLoM row with the α its set was distilled with (a calibrated α resolved from its cells)."""
+    from ..cell_kinds import alpha_of
+
+    records = []
+    for labels, cell, fields in plan.rows:
+        g = cell.args["synset"].args.get("guidance")
+        lab = {**labels, **({"alpha": alpha_of(g, env)} if g else {})}
+        records += [{**lab, **{k: r[k] for k in fields if k in r}} for r in outputs[cell.key]["records"]]
+    return Output(records)
+
+
 def run(ctx) -> Output:
-    return grid.run(ctx, plan)
+    return grid.run(ctx, plan, assemble)

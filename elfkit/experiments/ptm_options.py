@@ -44,24 +44,31 @@ def calibration_cell(p, seed: int, method: str, opt: dict, distill_seed: int | N
     from ..distill import METHODS
 
     d = seed if distill_seed is None else distill_seed
-    return Cell("calibration", {"method": method, "ipc": p.ptm_ipc, "data": grid.data_spec(p.dataset),
-                                "arch": p.distill_arch, "seed": d,
-                                "settings": METHODS[method].profile_kwargs(p, p.ptm_iterations),
-                                "guidance": {**guidance_spec(p, seed, opt, distill_seed=d), "alpha": 1.0},
-                                "draws": p.ptm_calibration_draws})
+    args = {"method": method, "ipc": p.ptm_ipc,
+            "data": grid.data_spec(grid.mtt_dataset(p) if method == "MTT" else p.dataset),
+            "arch": p.distill_arch, "seed": d, "settings": METHODS[method].profile_kwargs(p, p.ptm_iterations),
+            "guidance": {**guidance_spec(p, seed, opt, distill_seed=d), "alpha": 1.0}, "draws": p.ptm_calibration_draws}
+    if method == "MTT":               # the experts of that distillation seed's set
+        args["experts"] = grid.expert_cells(p, d)
+    return Cell("calibration", args)
+
+
+REFERENCE_METHOD = {"MTT": "DM"}   # no published α: the share of DM's published setting (clom_calibration)
 
 
 def alpha_for(p, seed: int, method: str, opt: dict, distill_seed: int | None = None):
-    """The method's α (ptm_alpha_methods, else ptm_alpha; × the α study's scale); `calibrated`: the rule of clom_calibration against the base option,
-    both measured at the distillation seed's initial set."""
+    """`fixed`: the method's α (ptm_alpha_methods, else ptm_alpha) × the α study's scale; `calibrated`: the share
+    rule of clom_calibration against the published option of the reference method (the method itself; DM for MTT),
+    every norm measured at the distillation seed's initial set."""
     from ..profiles import method_alpha
 
-    a = method_alpha(p, method) * opt.get("scale", 1.0)
     if p.ptm_alpha_rule == "fixed":
-        return a
+        return method_alpha(p, method) * opt.get("scale", 1.0)
     if p.ptm_alpha_rule != "calibrated":
         raise ValueError(f"ptm_alpha_rule must be 'fixed' or 'calibrated', got {p.ptm_alpha_rule!r}")
-    return {"reference_alpha": a, "reference": calibration_cell(p, seed, method, base_option(p), distill_seed),
+    ref = REFERENCE_METHOD.get(method, method)
+    return {"reference_alpha": method_alpha(p, ref) * opt.get("scale", 1.0),
+            "reference": calibration_cell(p, seed, ref, base_option(p), distill_seed),
             "calibration": calibration_cell(p, seed, method, opt, distill_seed)}
 
 
