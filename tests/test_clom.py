@@ -234,3 +234,33 @@ def test_07_builds_its_pool_from_06s_best_options(tmp_path, monkeypatch):
     guided = [c for c in plan.cells() if c.kind == "synset" and c.args.get("guidance")]
     assert guided and all(c.args["guidance"]["chosen_from"] == sha for c in guided)
     assert any("(06's best)" in lab.get("pool", "") for lab, _, _ in plan.rows)
+
+
+def test_second_offline_ood_source_is_a_real_dataset_and_an_e5_arm():
+    """animal_mnist: 10,000 animal silhouettes read from the animal-mnist wheel with a numpy-only unpickler; an E5
+    option ood_cos@animal_mnist trains its PTM there (ptm_ood_source's own arm is unchanged)."""
+    from elfkit.experiments import grid, ptm_options
+
+    d = data.load("animal_mnist")
+    assert d.x_train.shape == (9000, 1, 28, 28) and d.x_test.shape == (1000, 1, 28, 28)
+    assert d.y_train.bincount().tolist() == [900] * 10 and abs(float(d.x_train.mean())) < 0.01
+    p = ek.profiles.get("cpu", ptm_sources=("ood_cos", "ood_cos@animal_mnist"))
+    opts = {o["option"]: o for o in ptm_options.options(p) if o["study"] == "source"}
+    assert opts["ood_cos@animal_mnist"]["domain"] == "ood@animal_mnist"
+    assert grid.ptm_source(p, 0, "ood@animal_mnist")["dataset"] == "animal_mnist"
+    assert grid.ptm_source(p, 0, "ood")["dataset"] == "mnist_5k"
+    with pytest.raises(ValueError, match="ood_cos@<dataset>"):
+        ptm_options.source_of("target_ce@animal_mnist")
+
+
+def test_numpy_only_unpickler_refuses_anything_else(tmp_path):
+    import gzip
+    import pickle
+
+    from elfkit import data as datasets
+
+    f = tmp_path / "evil.gz"
+    with gzip.open(f, "wb") as fh:
+        pickle.dump(print, fh)           # a callable: what a malicious file would smuggle in
+    with pytest.raises(pickle.UnpicklingError, match="not a numpy array part"):
+        datasets.NumpyOnly(gzip.open(f, "rb")).load()

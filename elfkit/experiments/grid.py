@@ -62,10 +62,13 @@ def expert_cells(p, seed: int) -> list[Cell]:
 
 
 def ptm_source(p, seed: int, domain: str) -> dict:
-    """The PTMs' training data: the target, or ptm_ood_source, as a stratified subset (ptm_per_class)."""
-    if domain not in ("target", "ood"):
-        raise ValueError(f"domain must be 'target' or 'ood', got {domain!r}")
-    return data_spec(p.dataset if domain == "target" else p.ptm_ood_source, p.ptm_per_class, p.test_per_class, seed)
+    """The PTMs' training data: the target, ptm_ood_source ('ood') or a named other dataset ('ood@<dataset>'), as a
+    stratified subset (ptm_per_class)."""
+    kind, _, name = domain.partition("@")
+    if domain not in ("target", "ood") and not (kind == "ood" and name):
+        raise ValueError(f"domain must be 'target', 'ood' or 'ood@<dataset>', got {domain!r}")
+    source = p.dataset if kind == "target" else (name or p.ptm_ood_source)
+    return data_spec(source, p.ptm_per_class, p.test_per_class, seed)
 
 
 def ptm_members(p, seed: int, domain: str, arch: str, n: int) -> list[Cell]:

@@ -42,7 +42,7 @@ def chosen_guidance(p, seed: int, method: str, records_path) -> tuple[dict, str]
     """The CLoM spec of 06's winners: the best architecture pool, its best number of initialisations, the best PTM
     epoch, and the best source (domain and distance); α by 06's rule (ptm_alpha_rule: fixed, or calibrated for this
     very option). The label names the choice."""
-    from .ptm_options import SOURCES, alpha_for, guidance_spec
+    from .ptm_options import alpha_for, guidance_spec, source_of
 
     best, sha = best_options(records_path, method, p.distill_arch)
     missing = [s for s in ("architectures", "initialisations", "ptm_epoch", "source") if s not in best]
@@ -54,7 +54,7 @@ def chosen_guidance(p, seed: int, method: str, records_path) -> tuple[dict, str]
     archs = tuple(best["architectures"]["pool"].split("+"))
     n = int(best["initialisations"]["model_num"])
     epoch = int(best["ptm_epoch"]["ptm_epoch"])
-    domain, distance = SOURCES[best["source"]["option"]]
+    domain, distance = source_of(best["source"]["option"])
     opt = {"archs": archs, "model_num": n, "epoch": epoch, "domain": domain, "distance": distance}
     spec = {**guidance_spec(p, seed, opt), "alpha": alpha_for(p, seed, method, opt), "chosen_from": sha}
     return spec, f"{'+'.join(archs)} x{n} @{epoch} {best['source']['option']} (06's best)"

@@ -12,6 +12,16 @@ PRODUCTS = ["results/{profile}/06_ptm_options/records.json", "figures/{profile}/
 STUDIES = ("initialisations", "architectures", "ptm_epoch", "source", "alpha")
 # E5: label -> (pool domain, distance). CE needs the target's label space, so the other domain only has cos.
 SOURCES = {"target_ce": ("target", "ce_code"), "target_cos": ("target", "cos"), "ood_cos": ("ood", "cos")}
+
+
+def source_of(label: str) -> tuple[str, str]:
+    """An E5 option -> (pool domain, distance): a SOURCES label, or 'ood_cos@<dataset>' for a named out-of-domain
+    source other than ptm_ood_source (e.g. ood_cos@animal_mnist)."""
+    base, _, name = label.partition("@")
+    if base not in SOURCES or (name and base != "ood_cos"):
+        raise ValueError(f"unknown PTM source option {label!r}; choose from {sorted(SOURCES)} or ood_cos@<dataset>")
+    domain, distance = SOURCES[base]
+    return (f"ood@{name}" if name else domain), distance
 FIELDS = ("eval_arch", "model_seed", "metric", "value")
 
 
@@ -24,9 +34,7 @@ def options(p) -> list[dict]:
             for spec in p.ptm_arch_pools]
     out += [{"study": "ptm_epoch", "option": str(e), **base, "epoch": e} for e in p.ptm_epoch_grid]
     for label in p.ptm_sources:
-        if label not in SOURCES:
-            raise ValueError(f"unknown PTM source option {label!r}; choose from {sorted(SOURCES)}")
-        domain, distance = SOURCES[label]
+        domain, distance = source_of(label)
         out.append({"study": "source", "option": label, **base, "domain": domain, "distance": distance})
     out += [{"study": "alpha", "option": f"x{s:g}", **base, "scale": s} for s in p.ptm_alpha_scales]
     return out
