@@ -92,6 +92,7 @@ class Profile:
     ptm_seeds: tuple[int, ...] = ()  # distillation seeds of every 06 arm (() = the run's seed only)
     ptm_member_windows: int = 1     # E2: each arm averages over this many disjoint windows of pool members
     ptm_eval_archs: tuple[str, ...] = ()   # 06: architectures every arm is evaluated on besides distill_arch
+    ptm_eval_epochs: int = 0        # 06/07 evaluation epochs (0 = eval_epochs): long enough for every architecture
     ptm_pool_from: str = "profile"  # 07's CLoM: the profile's full pool, or "06": 06's best option per study
     ptm_cross_methods: tuple[str, ...] = ()   # 07's distillation methods (() = ptm_methods), e.g. ("DM", "MTT")
     # ELF regime map (08, docs/elf.md §6): gain vs feature-model quality x evaluation length, axes fixed before runs
@@ -204,7 +205,7 @@ SECTIONS = {
     "ptm": ("ptm_archs", "ptm_model_num", "ptm_model_num_others", "ptm_epochs", "ptm_per_class", "ptm_epoch",
             "ptm_ood_source", "ptm_alpha", "ptm_alpha_methods", "ptm_batch", "ptm_methods", "ptm_ipc", "ptm_iterations", "ptm_model_nums",
             "ptm_arch_pools", "ptm_epoch_grid", "ptm_sources", "ptm_alpha_rule", "ptm_alpha_scales",
-            "ptm_calibration_draws", "ptm_seeds", "ptm_member_windows", "ptm_eval_archs",
+            "ptm_calibration_draws", "ptm_seeds", "ptm_member_windows", "ptm_eval_archs", "ptm_eval_epochs",
             "ptm_pool_from", "ptm_cross_methods"),
     "regime": ("regime_archs", "regime_features", "regime_epochs", "regime_long_epochs", "regime_long_archs",
                "regime_seeds", "regime_ipc", "regime_models"),

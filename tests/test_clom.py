@@ -264,3 +264,12 @@ def test_numpy_only_unpickler_refuses_anything_else(tmp_path):
         pickle.dump(print, fh)           # a callable: what a malicious file would smuggle in
     with pytest.raises(pickle.UnpicklingError, match="not a numpy array part"):
         datasets.NumpyOnly(gzip.open(f, "rb")).load()
+
+
+def test_ptm_studies_take_their_own_evaluation_length():
+    from elfkit.experiments import grid, ptm_cross_arch, ptm_options
+
+    for mod in (ptm_options, ptm_cross_arch):
+        plan, reads = grid.plan_of(mod, ek.profiles.get("smoke", ptm_eval_epochs=5))
+        assert {c.args["protocol"]["epochs"] for c in plan.cells() if c.kind == "evaluate"} == {5}
+        assert "ptm_eval_epochs" in reads and "eval_epochs" not in reads

@@ -64,7 +64,7 @@ def plan(p, seed: int) -> Plan:
     from .. import paths
     from ..protocol import EvalProtocol
 
-    prot = EvalProtocol.of(p)
+    prot = EvalProtocol.of(p, **({"epochs": p.ptm_eval_epochs} if p.ptm_eval_epochs else {}))
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)
     if p.ptm_pool_from not in ("profile", "06"):

@@ -94,7 +94,7 @@ def guidance_spec(p, seed: int, opt: dict, window: int = 0, distill_seed: int | 
 def plan(p, seed: int) -> Plan:
     from ..protocol import EvalProtocol
 
-    prot = EvalProtocol.of(p)
+    prot = EvalProtocol.of(p, **({"epochs": p.ptm_eval_epochs} if p.ptm_eval_epochs else {}))
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)
     studies = STUDIES[:4] + (("alpha",) if p.ptm_alpha_scales else ())
