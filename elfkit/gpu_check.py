@@ -238,45 +238,58 @@ def _bf16_rate(dev, n: int = 4096, reps: int = 10) -> float:
     return round(2 * n**3 / best / 1e9, 1)
 
 
-def estimate(sustained_tflops: float = 13.4) -> dict:
+SET_SIZES = {"fashion_mnist": (60000, 10000), "cifar10": (50000, 10000), "cifar100": (50000, 10000)}  # train, test
+
+
+def estimate(sustained_tflops: float = 13.4, dataset: str = "fashion_mnist") -> dict:
     """Seconds each paper-scale part would take at `sustained_tflops` (default: 20 % of the H200's ~67 TFLOP/s
     plain-fp32 datasheet rate — small convolutions at batch 100-256 stay far below peak), from FLOPs counted on
-    this machine by torch.utils.flop_counter for one unit of each part. An estimate, not a measurement."""
+    this machine by torch.utils.flop_counter for one unit of each part. FLOPs depend on shapes only, so the units
+    run on random stand-in images of the dataset's shape (no files needed). An estimate, not a measurement."""
     import torch
     import torch.nn.functional as F
 
-    from . import data as datasets, models, seeding
+    from . import models, seeding
     from .bench import count_flops, dm_step_ours
+    from .data import SPECS, Data, canonical
 
-    cfg, d = SCALES["paper"], datasets.load("fashion_mnist")
-    g = seeding.generator(0)
-    syn = d.x_train[:cfg["ipc"] * d.num_classes].clone().requires_grad_(True)
-    y_syn = torch.arange(d.num_classes).repeat_interleave(cfg["ipc"])
+    cfg, key = SCALES["paper"], canonical(dataset)
+    if key not in SET_SIZES:
+        raise ElfkitError(f"--estimate knows {sorted(SET_SIZES)}, not {dataset!r}")
+    spec, (n_train, n_test) = SPECS[key], SET_SIZES[key]
+    C, g = spec.num_classes, seeding.generator(0)
+    y = torch.arange(C).repeat_interleave(cfg["dm_batch_real"])
+    d = Data(key, torch.randn(len(y), spec.channel, *spec.im_size, generator=g), y,
+             torch.randn(500, spec.channel, *spec.im_size, generator=g), torch.arange(500) % C, spec,
+             tuple(map(str, range(C))), {"stand_in": "random tensors of the dataset's shape"})
+    syn = d.x_train[:cfg["ipc"] * C].clone().requires_grad_(True)
+    y_syn = torch.arange(C).repeat_interleave(cfg["ipc"])
 
     def train_epoch(arch, n):      # one epoch on n images (batch 256), forward + backward
-        net = models.create(arch, d.spec.channel, d.num_classes, d.spec.im_size)
-        x, y = d.x_train[:min(n, 256)], d.y_train[:min(n, 256)]
-        return count_flops(lambda: F.cross_entropy(net(x), y).backward()) * n / len(y)
+        net = models.create(arch, spec.channel, C, spec.im_size)
+        x, yy = d.x_train[:min(n, 256)], d.y_train[:min(n, 256)]
+        return count_flops(lambda: F.cross_entropy(net(x), yy).backward()) * n / len(yy)
 
     def test_pass(arch):
-        net = models.create(arch, d.spec.channel, d.num_classes, d.spec.im_size).eval()
+        net = models.create(arch, spec.channel, C, spec.im_size).eval()
         with torch.no_grad():
-            return count_flops(lambda: net(d.x_test[:500])) * len(d.y_test) / 500
+            return count_flops(lambda: net(d.x_test)) * n_test / len(d.x_test)
 
-    n_syn, epochs = cfg["ipc"] * d.num_classes, cfg["eval_epochs"] + 1
+    n_syn, epochs = cfg["ipc"] * C, cfg["eval_epochs"] + 1
     flops = {"dm": cfg["dm_iterations"] * count_flops(
                  lambda: dm_step_ours(d, syn, y_syn, g, torch.device("cpu"), cfg["dm_batch_real"])),
              "dm_eval": cfg["n_models"] * (epochs * train_epoch("ConvNet", n_syn) + test_pass("ConvNet")),
-             "feature_model": cfg["feature_epochs"] * train_epoch("ConvNetW512", len(d.y_train)),
+             "feature_model": cfg["feature_epochs"] * train_epoch(
+                 models.matching_feature_model("ResNet18", spec.channel, spec.im_size), n_train),
              "elf": sum(2 * cfg["elf_models"] * (epochs * train_epoch(a, n_syn) + test_pass(a))
                         for a in cfg["elf_archs"])}
     return {part: {"tflop": round(f / 1e12, 1), "seconds": round(f / (sustained_tflops * 1e12), 1)}
             for part, f in flops.items()}
 
 
-def estimate_table(sustained_tflops: float = 13.4) -> str:
+def estimate_table(sustained_tflops: float = 13.4, dataset: str = "fashion_mnist") -> str:
     """estimate() as the lines `elfkit gpu-check --estimate` prints."""
-    est = estimate(sustained_tflops)
+    est = estimate(sustained_tflops, dataset)
     lines = [f"{part:14s} {e['tflop']:10.1f} TFLOP  ~{e['seconds']:8.1f} s at {sustained_tflops:g} TFLOP/s"
              for part, e in est.items()]
     lines.append(f"{'total':14s} {sum(e['tflop'] for e in est.values()):10.1f} TFLOP  "
@@ -303,7 +316,7 @@ def add_arguments(gc) -> None:
 
 def from_args(a) -> int:
     if a.estimate:
-        print(estimate_table(a.tflops))
+        print(estimate_table(a.tflops, a.dataset or "fashion_mnist"))
         return 0
     done = run(out=a.out, device=a.device, scale=a.scale, budget_s=a.budget_s, progress=a.progress, dataset=a.dataset)
     print(f"gpu-check: {len(done)}/{len(PARTS) - (a.scale == 'smoke')} parts recorded")
