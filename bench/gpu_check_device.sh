@@ -8,6 +8,7 @@
 # DATASET=cifar10 runs the slice on CIFAR-10 instead (records in results/paper-cifar10/gpu_check/), if the machine
 # holds CIFAR-10 in torchvision's layout under $ELFKIT_DATA (cifar-10-batches-py/; it is too big to carry).
 set -uo pipefail
+case "${DATASET:-}" in ""|cifar10|cifar100) ;; *) echo "DATASET must be empty, cifar10 or cifar100" >&2; exit 2;; esac
 export ELFKIT_DATA="${ELFKIT_DATA:-.data}" PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu_check.py 2>&1 | tail -5

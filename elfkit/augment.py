@@ -103,7 +103,7 @@ def _check_generator(g: torch.Generator) -> None:
 
 def strategy_for(dataset: str) -> str:
     """DSA strategy string: no flip for digits (MNIST, SVHN), all six families otherwise."""
-    if dataset.lower() in ("mnist", "svhn"):
+    if dataset.lower().removesuffix("+zca") in ("mnist", "svhn"):
         return "color_crop_cutout_scale_rotate"
     return "color_crop_cutout_flip_scale_rotate"
 

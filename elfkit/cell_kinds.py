@@ -70,7 +70,8 @@ def alpha_of(spec: dict, env: Env) -> float:
     from .clom_calibration import calibrated_alpha
 
     ref, this = (env.store.get(a[k])["output"] for k in ("reference", "calibration"))
-    return calibrated_alpha(a["reference_alpha"], ref, this)
+    return calibrated_alpha(a["reference_alpha"], ref, this,
+                            same_method=a["reference"].args["method"] == a["calibration"].args["method"])
 
 
 def _guidance(spec: dict, target, env: Env, alpha: float | None = None):

@@ -97,12 +97,16 @@ def _mtt_loss(data: Data, labels: torch.Tensor, arch: str, seed: int, settings: 
     return loss
 
 
-def calibrated_alpha(reference_alpha: float, reference: dict, this: dict) -> float:
+def calibrated_alpha(reference_alpha: float, reference: dict, this: dict, same_method: bool) -> float:
     """α_d = α_ref · (G_ref / G_base,ref) · G_base / G_d (the module's rule) from the reference and this option's
-    calibration outputs ({"base_norm", "clom_norm"}); a vanishing gradient cannot be calibrated."""
-    for what, norm in (("CLoM term's", this["clom_norm"]), ("reference method's", reference["base_norm"])):
+    calibration outputs ({"base_norm", "clom_norm"}); with `same_method` (one method, one initial set) G_base
+    cancels: α_d = α_ref · G_ref / G_d. A vanishing gradient cannot be calibrated."""
+    norms = [("CLoM term's", this["clom_norm"])]
+    if not same_method:
+        norms += [("reference method's", reference["base_norm"]), ("base method's", this["base_norm"])]
+    for what, norm in norms:
         if not norm > 0:
             raise ElfkitError(f"the {what} image gradient is {norm} at the initial set; α cannot be calibrated")
-    if reference["base_norm"] == this["base_norm"]:       # the same method and set: G_base cancels exactly
+    if same_method:
         return reference_alpha * reference["clom_norm"] / this["clom_norm"]
     return reference_alpha * reference["clom_norm"] / reference["base_norm"] * this["base_norm"] / this["clom_norm"]

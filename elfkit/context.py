@@ -99,7 +99,11 @@ def start(experiment: str, profile: str = "cpu", *, seed: int = 0, device: str =
     if unknown:
         raise ElfkitError(f"unknown notebook parameter(s) {unknown}; the notebooks take {', '.join(NOTEBOOK_PARAMETERS)}"
                           " (profile fields go in overrides, e.g. -p overrides '{\"n_eval_models\": 2}')")
-    prof = profiles.override(profiles.for_dataset(profiles.get(profile), dataset), **parse_overrides(overrides))
+    changes = parse_overrides(overrides)
+    if "dataset" in changes:
+        raise ElfkitError("choose the dataset with the dataset parameter (-p dataset cifar10), not in overrides: it "
+                          "also sets that dataset's published settings and its results folder")
+    prof = profiles.override(profiles.for_dataset(profiles.get(profile), dataset), **changes)
     from .executors import parse
 
     parse(executor)          # a typo stops here, before anything runs

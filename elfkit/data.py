@@ -264,6 +264,10 @@ def _load_mnist_5k() -> Data:
                 tuple(str(i) for i in range(10)), {"path": str(path), "sha256": _sha256(path), "split": "seed 0"})
 
 
+ANIMAL_MNIST_SHA256 = ("sha256:68a30346781a0984f839463a4615d2decb899d1ce65091bb92586311754a34ce",   # images
+                       "sha256:dec8dba7c469830989fbab46825021a08a38470753a512f27ada847eced97b57")   # labels (0.4)
+
+
 class NumpyOnly(pickle.Unpickler):
     """Unpickles plain numpy arrays and nothing else (no arbitrary callables from a downloaded file)."""
 
@@ -292,10 +296,18 @@ def _load_animal_mnist() -> Data:
     if not files or not all(f.is_file() for f in files):
         raise DataNotFoundError("animal_mnist needs the animal-mnist package's data files: pip install --no-deps "
                                 "animal-mnist==0.4 (make venv does this)")
-    try:
-        x, y = (NumpyOnly(gzip.open(f, "rb")).load() for f in files)
-    except (pickle.UnpicklingError, OSError, EOFError) as e:
-        raise ElfkitError(f"{root}: the animal-mnist files are not plain numpy arrays ({e}); reinstall it") from None
+    digests = [_sha256(f) for f in files]
+    if digests != list(ANIMAL_MNIST_SHA256):
+        raise ElfkitError(f"{root}: the animal-mnist files differ from version 0.4's (sha256); "
+                          "pip install --no-deps --force-reinstall animal-mnist==0.4")
+    arrays = []
+    for f in files:
+        try:
+            with gzip.open(f, "rb") as fh:
+                arrays.append(NumpyOnly(fh).load())
+        except (pickle.UnpicklingError, OSError, EOFError) as e:
+            raise ElfkitError(f"{f}: not a plain numpy array ({e}); reinstall animal-mnist==0.4") from None
+    x, y = arrays
     x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8)).view(-1, 1, 28, 28)
     y = torch.from_numpy(np.asarray(y, dtype=np.int64))
     g = torch.Generator().manual_seed(0)
@@ -304,7 +316,7 @@ def _load_animal_mnist() -> Data:
     spec = SPECS["animal_mnist"]
     names = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra")   # checked by eye
     return Data("animal_mnist", _normalise(x[tr], spec), y[tr], _normalise(x[te], spec), y[te], spec, names,
-                {"path": str(root), "sha256": _sha256(files[0]), "split": "seed 0, 900/100 per class"})
+                {"path": str(root), "sha256": digests, "split": "seed 0, 900/100 per class"})
 
 
 def synthetic(num_classes: int = 10, n_train: int = 64, n_test: int = 20, seed: int = 0) -> Data:

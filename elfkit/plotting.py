@@ -14,13 +14,19 @@ from .figure_style import PALETTE, label, save, style  # noqa: E402,F401  (style
 
 
 def _grid(images, labels, meta: dict, padding: int = 2) -> tuple[np.ndarray, int]:
-    """Images sorted by class, de-normalised with the set's statistics, clamped to [0, 1], tiled one row per class
+    """Images sorted by class, de-normalised with the set's statistics, clamped to [0, 1] (a ZCA-space set: each
+    image min-max scaled, since whitened pixels have no per-channel statistics to undo), tiled one row per class
     as torchvision.utils.make_grid tiles them (same layout and values); numpy only, so replay needs no torch."""
     x = np.asarray(images, dtype=np.float32)
     y = np.asarray(labels).astype(np.int64)
     mean = np.asarray(meta.get("mean", (0.0,)), dtype=np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(meta.get("std", (1.0,)), dtype=np.float32).reshape(1, -1, 1, 1)
-    x = np.clip(x[np.argsort(y, kind="stable")] * std + mean, 0, 1)
+    x = x[np.argsort(y, kind="stable")]
+    if str(meta.get("dataset", "")).endswith("+zca"):     # ZCA space has no mean/std: each image min-max scaled
+        lo, hi = x.min(axis=(1, 2, 3), keepdims=True), x.max(axis=(1, 2, 3), keepdims=True)
+        x = (x - lo) / np.maximum(hi - lo, 1e-8)
+    else:
+        x = np.clip(x * std + mean, 0, 1)
     if x.shape[1] == 1:
         x = np.repeat(x, 3, axis=1)
     ipc = int(np.bincount(y).max())

@@ -86,7 +86,7 @@ class Profile:
     ptm_arch_pools: tuple[str, ...] = ("ConvNet", "ConvNet+VGG11", "ConvNet+AlexNet+VGG11+ResNet18")  # E3
     ptm_epoch_grid: tuple[int, ...] = (1, 4, 6, 10, 20, 50, 100, 150)  # E4: PTM training epoch
     ptm_sources: tuple[str, ...] = ("target_ce", "target_cos", "ood_cos")  # E5: domain x distance
-    ptm_alpha_rule: str = "fixed"  # fixed: ptm_alpha for every distance; calibrated: α_d = ptm_alpha·G_ce/G_d (clom_calibration)
+    ptm_alpha_rule: str = "fixed"  # fixed: the method's α for every distance; calibrated: the share rule (clom_calibration)
     ptm_alpha_scales: tuple[float, ...] = ()   # α study: these multiples of the base option's α (() = none)
     ptm_calibration_draws: int = 8  # calls averaged per gradient-norm measurement
     ptm_seeds: tuple[int, ...] = ()  # distillation seeds of every 06 arm (() = the run's seed only)
@@ -174,7 +174,9 @@ PROFILES = {p.name: p for p in (SMOKE, CPU, PAPER)}
 # 3, max_start_epoch 20; its per-IPC table is published only as an image and is not transcribed, so these apply at
 # every IPC); CLoM's α is the precursor's per-method IPC-10 table and the cosine arm's source is the other CIFAR
 # (docs/ptm.md §6.3; the code example is CIFAR-100 -> CIFAR-10). DM, DC/DSA, evaluation and ELF are as on
-# Fashion-MNIST. Other profiles only change the dataset.
+# Fashion-MNIST. Other profiles change the dataset and the cosine arm's source (OOD_SOURCES: it must have the
+# target's image shape).
+OOD_SOURCES = {"cifar10": "cifar100", "cifar100": "cifar10", "fashion_mnist": "mnist_5k"}
 PAPER_DATASETS = {
     "cifar10": {"mtt_zca": True, "mtt_expert_epochs": 3, "mtt_max_start_epoch": 20, "ptm_ood_source": "cifar100",
                 "ptm_alpha": 2000.0, "ptm_alpha_methods": ("DC=1000", "DSA=5000", "DM=2000")},
@@ -268,8 +270,9 @@ def get(name: str, **overrides) -> Profile:
 
 
 def for_dataset(profile: Profile, dataset: str | None) -> Profile:
-    """`profile` on another dataset ("" or None: unchanged); the paper profile also takes that dataset's published
-    settings (PAPER_DATASETS). Explicit overrides are applied after this, so they win."""
+    """`profile` on another dataset ("" or None: unchanged), with a cosine-arm source of its shape (OOD_SOURCES);
+    the paper profile also takes that dataset's published settings (PAPER_DATASETS). Explicit overrides are
+    applied after this, so they win."""
     if not dataset or dataset == profile.dataset:
         return profile
     from .data import canonical      # (torch-side; a replay on the profile's own dataset never gets here)
@@ -277,7 +280,8 @@ def for_dataset(profile: Profile, dataset: str | None) -> Profile:
     key = canonical(dataset)
     if key == profile.dataset:
         return profile
-    extra = PAPER_DATASETS.get(key, {}) if profile.name == "paper" else {}
+    extra = {"ptm_ood_source": OOD_SOURCES[key]} if key in OOD_SOURCES else {}
+    extra.update(PAPER_DATASETS.get(key, {}) if profile.name == "paper" else {})
     return override(profile, dataset=key, **extra)
 
 

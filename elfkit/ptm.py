@@ -14,8 +14,6 @@ from . import clom, data as datasets, experts
 from .data import Data
 from .errors import ElfkitError
 
-OFFLINE_SOURCES = ("mnist_5k", "animal_mnist")
-
 
 def source_data(name: str, per_class: int = 0, seed: int = 0, device="cpu") -> Data:
     """The PTMs' training data: a dataset by name, optionally a stratified subset (cpu profile)."""

@@ -156,12 +156,14 @@ def test_gradient_norm_and_the_calibration_rule():
     x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     assert abs(cc.grad_norm(lambda v, k: (v ** 2).sum() * (k + 1), x, 2) - 1.5 * 2 * float(x.norm())) < 1e-3
     ref = {"base_norm": 5.0, "clom_norm": 2.0}
-    assert cc.calibrated_alpha(100.0, ref, {"base_norm": 5.0, "clom_norm": 0.5}) == 400.0   # same method: α_ref·G_ref/G_d
+    same = cc.calibrated_alpha(100.0, ref, {"base_norm": 5.0, "clom_norm": 0.5}, same_method=True)
+    assert same == 400.0                                        # same method: α_ref · G_ref / G_d
     # another method (MTT vs DM's published setting): the same share α·G_d / G_base = 100·2/5 = 40
-    alpha = cc.calibrated_alpha(100.0, ref, {"base_norm": 0.01, "clom_norm": 0.5})
+    alpha = cc.calibrated_alpha(100.0, ref, {"base_norm": 0.01, "clom_norm": 0.5}, same_method=False)
     assert abs(alpha * 0.5 / 0.01 - 40.0) < 1e-9 and abs(alpha - 0.8) < 1e-12
-    with pytest.raises(ek.ElfkitError, match="cannot be calibrated"):
-        cc.calibrated_alpha(100.0, ref, {"base_norm": 5.0, "clom_norm": 0.0})
+    for bad in ({"base_norm": 5.0, "clom_norm": 0.0}, {"base_norm": 0.0, "clom_norm": 0.5}):
+        with pytest.raises(ek.ElfkitError, match="cannot be calibrated"):
+            cc.calibrated_alpha(100.0, ref, bad, same_method=False)
 
 
 def test_calibrated_arms_pull_the_images_as_hard_as_the_reference(tmp_path, monkeypatch):

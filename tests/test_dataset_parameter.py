@@ -35,11 +35,34 @@ def test_other_profiles_only_change_the_dataset_and_empty_changes_nothing():
     cpu = profiles.get("cpu")
     c = profiles.for_dataset(cpu, "cifar10")
     changed = {k for k in cpu.__dataclass_fields__ if getattr(c, k) != getattr(cpu, k)}
-    assert changed == {"dataset"} and profiles.label(c) == "cpu-cifar10"
+    assert changed == {"dataset", "ptm_ood_source"} and c.ptm_ood_source == "cifar100"   # a source of its shape
+    assert profiles.label(c) == "cpu-cifar10"
     assert profiles.for_dataset(cpu, "") is cpu and profiles.for_dataset(cpu, "fashion-mnist") is cpu
     assert profiles.label(cpu) == "cpu" and profiles.method_alpha(cpu, "DM") == cpu.ptm_alpha
     with pytest.raises(ElfkitError, match="unknown dataset 'cifar1'; choose one of"):
         profiles.for_dataset(cpu, "cifar1")
+
+
+def test_dataset_is_a_parameter_not_an_override():
+    with pytest.raises(ElfkitError, match="-p dataset cifar10"):
+        context.start("03_cross_arch", "cpu", overrides={"dataset": "cifar10"}, quiet=True)
+
+
+def test_a_pool_source_of_another_shape_stops_at_planning():
+    from elfkit.experiments import ptm_options
+
+    p = profiles.override(profiles.for_dataset(profiles.get("cpu"), "cifar10"), ptm_ood_source="mnist_5k")
+    with pytest.raises(ElfkitError, match="ptm_ood_source"):
+        grid.plan_of(ptm_options, p)
+
+
+def test_clom_refuses_a_set_in_zca_space():
+    from elfkit.experiments import ptm_cross_arch
+
+    p = profiles.override(profiles.for_dataset(profiles.get("paper"), "cifar10"), ptm_cross_methods=("DM", "MTT"),
+                          ptm_alpha_methods=("MTT=1",))
+    with pytest.raises(ElfkitError, match="ZCA space"):
+        grid.plan_of(ptm_cross_arch, p)
 
 
 def test_start_applies_dataset_then_overrides_and_uses_its_own_folders():

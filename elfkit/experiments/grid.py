@@ -68,6 +68,12 @@ def ptm_source(p, seed: int, domain: str) -> dict:
     if domain not in ("target", "ood") and not (kind == "ood" and name):
         raise ValueError(f"domain must be 'target', 'ood' or 'ood@<dataset>', got {domain!r}")
     source = p.dataset if kind == "target" else (name or p.ptm_ood_source)
+    if spec_of(source) != spec_of(p.dataset):
+        from ..errors import ElfkitError
+
+        raise ElfkitError(f"the PTM source {source} has images of shape {spec_of(source)}, the target {p.dataset} "
+                          f"{spec_of(p.dataset)}; set ptm_ood_source (or the ood_cos@<dataset> arm) to a dataset of "
+                          "the target's shape")
     return data_spec(source, p.ptm_per_class, p.test_per_class, seed)
 
 
@@ -126,6 +132,11 @@ def synset_cell(p, seed: int, method: str, ipc: int, *, guidance: dict | None = 
     """One set of `method` at `ipc` on the distillation network with the method's profile section; MTT takes
     the profile's expert trajectories; `guidance` (a CLoM spec) and `iterations` (> 0 replaces the section's)."""
     data = data_spec(mtt_dataset(p) if method == "MTT" else p.dataset)
+    if guidance is not None and data["dataset"].endswith("+zca"):
+        from ..errors import ElfkitError
+
+        raise ElfkitError("CLoM cannot guide a set in ZCA space (its PTMs see images in the target's normalisation); "
+                          "take MTT out of ptm_cross_methods/ptm_methods or set mtt_zca False for it")
     if method == "random_real":
         return Cell("synset", {"method": method, "ipc": ipc, "data": data, "seed": seed})
     from ..distill import METHODS

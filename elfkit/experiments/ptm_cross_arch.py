@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from ..cells import Plan
 from .. import profiles
-from ..profiles import method_alpha
 from ..results import Output
 from . import grid
 
@@ -75,7 +74,14 @@ def plan(p, seed: int) -> Plan:
             records = paths.results_dir(profiles.label(p), "06_ptm_options") / "records.json"
             g, pool = chosen_guidance(p, seed, method, records)
         else:
-            g = {"pools": pools, "source": src, "epoch": p.ptm_epoch, "alpha": method_alpha(p, method),
+            if p.ptm_alpha_rule != "fixed" or (method == "MTT" and "MTT" not in profiles.assignments(
+                    p.ptm_alpha_methods)):
+                from ..errors import ElfkitError
+
+                raise ElfkitError(f"07's profile pool takes a fixed α, and {method} has none that fits "
+                                  f"(ptm_alpha_rule {p.ptm_alpha_rule!r}); use ptm_pool_from='06' (calibrated for its "
+                                  "chosen option), or for MTT give it one in ptm_alpha_methods, e.g. ('MTT=1',)")
+            g = {"pools": pools, "source": src, "epoch": p.ptm_epoch, "alpha": profiles.method_alpha(p, method),
                  "distance": "ce_code", "model_num": None, "batch": p.ptm_batch, "seed": seed}
             pool = "+".join(pools)
         sets = {"no CLoM": grid.synset_cell(p, seed, method, p.ptm_ipc, iterations=p.ptm_iterations),

@@ -12,6 +12,7 @@ PRODUCTS = ["results/{profile}/06_ptm_options/records.json", "figures/{profile}/
 STUDIES = ("initialisations", "architectures", "ptm_epoch", "source", "alpha")
 # E5: label -> (pool domain, distance). CE needs the target's label space, so the other domain only has cos.
 SOURCES = {"target_ce": ("target", "ce_code"), "target_cos": ("target", "cos"), "ood_cos": ("ood", "cos")}
+FIELDS = ("eval_arch", "model_seed", "metric", "value")
 
 
 def source_of(label: str) -> tuple[str, str]:
@@ -22,7 +23,6 @@ def source_of(label: str) -> tuple[str, str]:
         raise ValueError(f"unknown PTM source option {label!r}; choose from {sorted(SOURCES)} or ood_cos@<dataset>")
     domain, distance = SOURCES[base]
     return (f"ood@{name}" if name else domain), distance
-FIELDS = ("eval_arch", "model_seed", "metric", "value")
 
 
 def options(p) -> list[dict]:
@@ -82,8 +82,9 @@ def alpha_for(p, seed: int, method: str, opt: dict, distill_seed: int | None = N
 
 def guidance_spec(p, seed: int, opt: dict, window: int = 0, distill_seed: int | None = None) -> dict:
     """The CLoM arguments of one option: members [window·n, (window+1)·n) of each chosen architecture's pool (n =
-    model_num; window 0 = the first n; the cells train whichever 01 has not) at snapshot `epoch`, alpha ptm_alpha
-    for every architecture (docs/ptm.md §4); the guidance's own draws follow the distillation seed."""
+    model_num; window 0 = the first n; the cells train whichever 01 has not) at snapshot `epoch`, one α for every
+    architecture (docs/ptm.md §4; ptm_alpha here, which the callers replace with alpha_for's); the guidance's own
+    draws follow the distillation seed."""
     d, n = opt["domain"], opt["model_num"]
     pools = {a: grid.ptm_members(p, seed, d, a, (window + 1) * n)[window * n:] for a in opt["archs"]}
     return {"pools": pools, "source": grid.ptm_source(p, seed, d), "epoch": opt["epoch"], "alpha": p.ptm_alpha,
@@ -142,7 +143,7 @@ def assemble(plan: Plan, outputs: dict, ctx, env) -> Output:
                 if c.key not in seen:
                     seen.add(c.key)
                     o = outputs[c.key]
-                    records += [{**lab, "calibration": role, "metric": m, "value": o[k]}
+                    records += [{**lab, "method": c.args["method"], "calibration": role, "metric": m, "value": o[k]}
                                 for m, k in (("grad_norm_base", "base_norm"), ("grad_norm_clom", "clom_norm"))]
         records += [{**lab, **{k: r[k] for k in fields if k in r}} for r in outputs[cell.key]["records"]]
     return Output(records)
