@@ -24,12 +24,14 @@ class Env:
     checkpoint_every: int = 0
     threads: int = 0
     deterministic: bool = True
+    precision: str = "fp32"    # profiles.precision: TF32 on CUDA or not
     executor: str = "serial"
     want_gpu: bool = False     # on a Ray cluster with GPUs, cells ask for one (the run's device was not 'cpu')
 
     def setup(self, cell: Cell) -> None:
         """Seeds (from the key: the order cells run in, or the process, cannot matter), threads and kernels."""
-        seeding.seed_all(int(cell.short[:15], 16), deterministic=self.deterministic, threads=self.threads or None)
+        seeding.seed_all(int(cell.short[:15], 16), deterministic=self.deterministic, threads=self.threads or None,
+                         precision=self.precision)
 
 
 _DATA: dict[tuple, datasets.Data] = {}

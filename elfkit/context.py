@@ -37,7 +37,8 @@ class Context:
         if self.resolved is None:
             from . import seeding
 
-            seeding.seed_all(self.seed, deterministic=self.profile.deterministic, threads=self.profile.threads or None)
+            seeding.seed_all(self.seed, deterministic=self.profile.deterministic, threads=self.profile.threads or None,
+                             precision=self.profile.precision)
             spec = self.device_spec
             if hasattr(spec, "type"):           # already a torch.device
                 self.resolved = spec

@@ -52,7 +52,8 @@ def execute(plan: Plan, env: cell_kinds.Env, executor: str = "serial") -> Stats:
 def _provenance(env, wall_s: float, started: str, executor: str) -> dict:
     from .provenance import environment
 
-    return {**environment(env.device), "started_utc": started, "wall_s": round(wall_s, 2), "executor": executor}
+    return {**environment(env.device), "started_utc": started, "wall_s": round(wall_s, 2), "executor": executor,
+            "precision": env.precision}
 
 
 def _compute(cell: Cell, env) -> tuple[dict, dict]:
@@ -161,6 +162,7 @@ def _forwarded_env() -> dict:
 
 
 def store_for(profile: str) -> CellStore:
+    """results/<profile label>/cells: the cells of a profile on its own dataset and precision, or of a variant."""
     from . import paths
 
     return CellStore(paths.results_dir(profile) / "cells")

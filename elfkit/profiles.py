@@ -34,6 +34,9 @@ class Profile:
     feature_per_class: int        # real images per class the feature models train on (0 = all)
     threads: int                  # torch threads (fixed for determinism); 0 = leave torch's default
     deterministic: bool           # torch.use_deterministic_algorithms
+    precision: str = "fp32"       # fp32: CUDA matmuls and convolutions in full fp32 (PyTorch's default lets cuDNN use
+    #                               TF32); tf32: TF32 allowed — faster on Ampere+ GPUs, changes the numbers, never in
+    #                               the paper profile; results go to results/<profile>-tf32/ (profiles.label)
     # DC / DSA (gradient matching, docs/base-methods.md §2-3)
     dc_iterations: int = 1000     # outer iterations K (paper: 1000)
     dc_batch_real: int = 256      # real images per class per matching step (paper: 256)
@@ -168,6 +171,7 @@ PAPER = Profile(
 )
 
 PROFILES = {p.name: p for p in (SMOKE, CPU, PAPER)}
+PRECISIONS = ("fp32", "tf32")
 
 # The published settings that differ from Fashion-MNIST's when the paper profile runs on the papers' own datasets
 # (`-p dataset cifar10`): MTT distils CIFAR in ZCA space with the README's CIFAR command (syn_steps 20, expert_epochs
@@ -211,7 +215,7 @@ SECTIONS = {
             "ptm_pool_from", "ptm_cross_methods"),
     "regime": ("regime_archs", "regime_features", "regime_epochs", "regime_long_epochs", "regime_long_archs",
                "regime_seeds", "regime_ipc", "regime_models"),
-    "runtime": ("name", "checkpoint_every", "test_batch", "threads", "deterministic"),
+    "runtime": ("name", "checkpoint_every", "test_batch", "threads", "deterministic", "precision"),
 }
 
 
@@ -289,7 +293,10 @@ def label(profile) -> str:
     """The folder name of a profile's records and figures: its name, plus the dataset when it is not the profile's
     own (results/paper-cifar10/...), so runs on another dataset never overwrite or replay the committed ones."""
     own = PROFILES[profile.name].dataset if profile.name in PROFILES else profile.dataset
-    return profile.name if profile.dataset == own else f"{profile.name}-{profile.dataset}"
+    if profile.precision not in PRECISIONS:
+        raise ElfkitError(f"precision must be one of {PRECISIONS}, got {profile.precision!r}")
+    return "-".join([profile.name] + ([profile.dataset] if profile.dataset != own else [])
+                    + ([profile.precision] if profile.precision != "fp32" else []))
 
 
 def method_alpha(p, method: str) -> float:

@@ -109,7 +109,8 @@ def status(profile: str = "cpu", only: list[str] | None = None, seed: int = 0, d
     from .executors import store_for
     from .experiments import BY_SLUG, grid
 
-    prof, store = profiles.for_dataset(profiles.get(profile), dataset), store_for(profile)
+    prof = profiles.for_dataset(profiles.get(profile), dataset)
+    store = store_for(profiles.label(prof))
     print(f"{'notebook':<20} {'records':<8} {'planned':>7} {'finished':>8} {'pending':>7}  pending by kind")
     for nb in notebooks(only):
         plan, _ = grid.plan_of(BY_SLUG[nb.stem], prof, seed)

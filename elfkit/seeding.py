@@ -8,14 +8,17 @@ import numpy as np
 import torch
 
 
-def seed_all(seed: int, deterministic: bool = True, threads: int | None = None) -> None:
-    """Seed python, numpy and torch; optionally force deterministic kernels and a fixed thread count."""
+def seed_all(seed: int, deterministic: bool = True, threads: int | None = None, precision: str = "fp32") -> None:
+    """Seed python, numpy and torch; optionally force deterministic kernels and a fixed thread count. `precision`
+    "fp32" turns TF32 off for CUDA matmuls *and* cuDNN convolutions (PyTorch allows it for cuDNN by default, which
+    would change the protocol's numbers on Ampere+ GPUs); "tf32" allows both (profiles.precision)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = not deterministic
         torch.backends.cudnn.deterministic = deterministic

@@ -130,3 +130,19 @@ def test_reproduce_status_on_another_dataset(capsys):
 
     assert reproduce.status(profile="paper", only=["03"], dataset="cifar10") == 0
     assert "03_cross_arch" in capsys.readouterr().out
+
+
+def test_tf32_is_an_explicit_opt_in_with_its_own_folders():
+    import torch
+
+    from elfkit import seeding
+
+    assert profiles.get("paper").precision == "fp32"
+    seeding.seed_all(0, precision="tf32")
+    assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    seeding.seed_all(0)                       # fp32: off for cuDNN too, although PyTorch's own default is on
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    ctx = context.start("03_cross_arch", "paper", dataset="cifar10", overrides={"precision": "tf32"}, quiet=True)
+    assert ctx.label == "paper-cifar10-tf32"
+    with pytest.raises(ElfkitError, match="precision must be one of"):
+        profiles.label(profiles.get("cpu", precision="bf16"))

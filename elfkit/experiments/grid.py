@@ -195,9 +195,9 @@ def run(ctx, plan_fn: Callable, assemble: Callable | None = None) -> Output:
     p = ctx.profile
     tracked = profiles.Tracked(p)
     plan = plan_fn(tracked, ctx.seed)
-    env = cell_kinds.Env(device=ctx.device, store=executors.store_for(p.name), runs_dir=ctx.runs_dir,
+    env = cell_kinds.Env(device=ctx.device, store=executors.store_for(ctx.label), runs_dir=ctx.runs_dir,
                          progress=ctx.progress, test_batch=p.test_batch, checkpoint_every=p.checkpoint_every,
-                         threads=p.threads, deterministic=p.deterministic,
+                         threads=p.threads, deterministic=p.deterministic, precision=p.precision,
                          want_gpu=str(ctx.device_spec) != "cpu")
     stats = executors.execute(plan, env, ctx.executor)
     outputs = {c.key: env.store.get(c)["output"] for c in plan.cells()}
