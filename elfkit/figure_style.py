@@ -51,8 +51,8 @@ def save(fig, name: str, profile: str, git_sha: str = "") -> list[Path]:
     from .paths import figures_dir
 
     os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
-    name, _, dataset = profile.partition("-")      # a label: 'paper-cifar10' is the paper profile on CIFAR-10
-    note = SCALE_NOTES.get(name, f"{name} profile") + (f" · on {NAMES.get(dataset, dataset)}" if dataset else "")
+    scale, _, variant = profile.partition("-")     # a label: 'paper-cifar10' is the paper profile on CIFAR-10
+    note = SCALE_NOTES.get(scale, f"{scale} profile") + (f" · {variant}" if variant else "")
     box = fig.get_tightbbox(fig.canvas.get_renderer())   # inches: the caption goes below everything drawn
     w, h = fig.get_size_inches()
     fig.text((box.x0 + box.x1) / 2 / w, (box.y0 - 0.06) / h, note + (f" · results git {git_sha[:10]}" if git_sha

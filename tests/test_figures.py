@@ -43,3 +43,17 @@ def test_elf_and_clom_tables_say_the_paper_reports_no_number():
                        "eval_mode": ["baseline", "elf"], "model_seed": [0, 0], "metric": ["test_acc"] * 2,
                        "value": [0.75, 0.70]})
     assert (tables.elf_table(df)["paper"] == tables.NOT_REPORTED).all()
+
+
+def test_save_names_the_file_and_captions_a_variant_label(results_root):
+    import matplotlib.pyplot as plt
+
+    from elfkit import figure_style
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    out = figure_style.save(fig, "demo", "paper-cifar10", "abc")
+    assert [p.relative_to(results_root).as_posix() for p in out] == ["figures/paper-cifar10/demo.png",
+                                                                        "figures/paper-cifar10/demo.pdf"]
+    assert any("paper profile" in t.get_text() and "cifar10" in t.get_text() for t in fig.texts)
+    plt.close(fig)
