@@ -43,7 +43,7 @@ def execute(plan: Plan, env: cell_kinds.Env, executor: str = "serial") -> Stats:
     if todo:
         print(f"cells: {n} planned, {n - len(todo)} finished before, {len(todo)} to compute ({name})", flush=True)
     if name == "serial":
-        _serial(todo, env)
+        serial(todo, env)
     elif todo:
         _ray(todo, env, address)
     return Stats(n, len(todo), executor)
@@ -70,15 +70,21 @@ def _compute(cell: Cell, env) -> tuple[dict, dict]:
     return out, _provenance(env, time.perf_counter() - t0, started, env.executor)
 
 
-def _serial(todo: list[Cell], env) -> None:
+def serial(todo: list[Cell], env, stop_after_s: float = 0.0) -> int:
+    """Compute `todo` in order in this process, each record written as it finishes; with stop_after_s > 0 no cell
+    starts once that many seconds have passed (a session-sized slice of a long grid). Returns the cells computed."""
     env.executor = "serial"
+    t0 = time.perf_counter()
     with log.Progress(len(todo), "cells", env.progress) as bar:
         for cell in todo:
+            if stop_after_s and time.perf_counter() - t0 >= stop_after_s:
+                break
             out, prov = _compute(cell, env)
             env.store.put(cell, out, prov)
             bar.update(1)
             if env.progress == "rows":
                 print(f"  cell {bar.n}/{len(todo)} {cell.describe()} {prov['wall_s']:.1f} s", flush=True)
+    return bar.n
 
 
 def _ray_task(cell: Cell, env) -> tuple[dict, dict]:

@@ -96,6 +96,9 @@ class Profile:
     ptm_member_windows: int = 1     # E2: each arm averages over this many disjoint windows of pool members
     ptm_eval_archs: tuple[str, ...] = ()   # 06: architectures every arm is evaluated on besides distill_arch
     ptm_eval_epochs: int = 0        # 06/07 evaluation epochs (0 = eval_epochs): long enough for every architecture
+    ptm_eval_models: int = 0        # 06/07 evaluation models per (set, architecture) (0 = n_eval_models)
+    ptm_eval_studies: tuple[str, ...] = ()   # 06: the studies whose arms ptm_eval_archs also evaluate (() = all)
+    ptm_plateau_epochs: int = 0     # E4: its PTM trains this long, ptm_epoch_grid snapshots from it (0 = ptm_epochs)
     ptm_pool_from: str = "profile"  # 07's CLoM: the profile's full pool, or "06": 06's best option per study
     ptm_cross_methods: tuple[str, ...] = ()   # 07's distillation methods (() = ptm_methods), e.g. ("DM", "MTT")
     # ELF regime map (08, docs/elf.md §6): gain vs feature-model quality x evaluation length, axes fixed before runs
@@ -212,7 +215,7 @@ SECTIONS = {
             "ptm_ood_source", "ptm_alpha", "ptm_alpha_methods", "ptm_batch", "ptm_methods", "ptm_ipc", "ptm_iterations", "ptm_model_nums",
             "ptm_arch_pools", "ptm_epoch_grid", "ptm_sources", "ptm_alpha_rule", "ptm_alpha_scales",
             "ptm_calibration_draws", "ptm_seeds", "ptm_member_windows", "ptm_eval_archs", "ptm_eval_epochs",
-            "ptm_pool_from", "ptm_cross_methods"),
+            "ptm_eval_models", "ptm_eval_studies", "ptm_plateau_epochs", "ptm_pool_from", "ptm_cross_methods"),
     "regime": ("regime_archs", "regime_features", "regime_epochs", "regime_long_epochs", "regime_long_archs",
                "regime_seeds", "regime_ipc", "regime_models"),
     "runtime": ("name", "checkpoint_every", "test_batch", "threads", "deterministic", "precision"),

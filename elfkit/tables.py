@@ -179,9 +179,53 @@ def nested_mean_std(df: pd.DataFrame, by: list[str], units: list[str], metric: s
     return pd.DataFrame({"mean": g.mean() * 100, "std": g.std(ddof=0) * 100, "n": g.size()}).reset_index()
 
 
+# 06: the option each study's others are compared with — its published / simplest setting, and for E4 the PTM
+# trained longest (the question is whether a sub-optimal PTM beats a well-trained one)
+PTM_REFERENCE = {"initialisations": "first", "architectures": "first", "ptm_epoch": "last", "source": "first",
+                 "alpha": "x1"}
+
+
+def paired_deltas(df: pd.DataFrame, unit: str = "distill_seed") -> pd.DataFrame:
+    """06: per (method, study, option, eval_arch) the paired differences in points against no CLoM and against the
+    study's reference option (PTM_REFERENCE): per `unit` (a distillation seed; with one set, an evaluation model
+    seed) the difference of the means over what is nested in it, then mean, std (ddof=0) and n over units."""
+    d = df[df["metric"] == "test_acc"]
+    per_unit = d.groupby(["method", "study", "option", "eval_arch", unit], sort=False)["value"].mean().mul(100)
+    rows = []
+    for (method, study, eval_arch), g in per_unit.groupby(level=["method", "study", "eval_arch"], sort=False):
+        acc = g.droplevel(["method", "study", "eval_arch"])      # (option, unit) -> accuracy
+        names = list(dict.fromkeys(acc.index.get_level_values("option")))
+        options = [o for o in names if o != "no CLoM"]
+        rule = PTM_REFERENCE.get(study, "first")
+        ref = (options[0] if rule == "first" else options[-1] if rule == "last" else rule) if options else None
+        for option in options:
+            for against in dict.fromkeys(("no CLoM", ref)):
+                if against == option or against not in names:
+                    continue
+                diff = (acc[option] - acc[against]).dropna()
+                rows.append({"method": method, "study": study, "option": option, "eval_arch": eval_arch,
+                             "against": against, "mean": float(diff.mean()), "std": float(diff.std(ddof=0)),
+                             "n": len(diff)})
+    return pd.DataFrame(rows)
+
+
+def ptm_contrasts(df: pd.DataFrame) -> pd.DataFrame:
+    """06 with several distillation seeds: paired_deltas over distillation seeds, formatted, with `called` only when
+    |mean| > std with ≥ 2 seeds; otherwise 'within'."""
+    if "distill_seed" not in df or df["distill_seed"].isna().all():
+        df = df.assign(distill_seed=0)        # one distilled set per arm: nothing can be called
+    s = paired_deltas(df, "distill_seed")
+    called = ["within" if n < 2 or abs(m) <= sd else ("higher" if m > 0 else "lower")
+              for m, sd, n in zip(s["mean"], s["std"], s["n"])]
+    out = s[["method", "study", "option", "eval_arch", "against"]].assign(
+        **{"Δ (points)": [pm(m, sd) for m, sd in zip(s["mean"], s["std"])], "seeds": s["n"], "called": called})
+    return out.set_index(["method", "study", "option", "eval_arch", "against"])
+
+
 def ptm_options(df: pd.DataFrame) -> pd.DataFrame:
     """06: rows (method, study, option) with accuracy (mean ± std) and Δ against the same study's no-CLoM row.
-    With several distillation seeds (ptm_seeds) the spread is over them (and member windows), models nested."""
+    With several distillation seeds (ptm_seeds) the spread is over them (and member windows), models nested;
+    ptm_contrasts gives the paired differences and which of them exceed their spread."""
     by = ["method", "study", "option", "eval_arch"]
     if "distill_seed" in df and df["distill_seed"].notna().any():
         s = nested_mean_std(df, by, ["distill_seed", "member_window"])
@@ -200,6 +244,27 @@ def ptm_options(df: pd.DataFrame) -> pd.DataFrame:
     if out["eval_arch"].nunique() > 1:      # ptm_eval_archs: one row per evaluation architecture
         return out.set_index(["method", "study", "option", "eval_arch"])
     return out.drop(columns="eval_arch").set_index(["method", "study", "option"])
+
+
+def ptm_plateau(df: pd.DataFrame, window: int = 5, tolerance: float = 0.5) -> pd.DataFrame:
+    """06 E4: its PTM's test accuracy at each E4 snapshot, and where the run plateaus — the first epoch whose
+    `window`-epoch running mean is within `tolerance` points of the best running mean (the curve's own noise is
+    about that size, so a later epoch is not 'better trained' in any sense the study can use)."""
+    d = df[df["metric"] == "ptm_test_acc"]
+    if d.empty:
+        return pd.DataFrame({"E4 PTM curve": ["not in these records (they predate it): recompute 06 to add it"]})
+    e4 = df[(df["study"] == "ptm_epoch") & (df["metric"] == "test_acc")]
+    options = e4[e4["option"] != "no CLoM"]["option"].dropna().unique()
+    rows = []
+    for (method, arch, member), g in d.groupby(["method", "model", "member"], sort=False):
+        curve = g.assign(epoch=g["epoch"].astype(int)).set_index("epoch")["value"].sort_index() * 100
+        smooth = curve.rolling(window, min_periods=1).mean()
+        plateau = int(smooth.index[(smooth >= smooth.max() - tolerance).to_numpy().argmax()])
+        rows.append({"method": method, "ptm": f"{arch} #{int(member)}", "epochs trained": int(curve.index.max()),
+                     "plateau epoch": plateau, "best %": round(float(curve.max()), 2),
+                     **{f"@{int(o)} %": round(float(curve.get(int(o), float("nan"))), 2)
+                        for o in sorted(options, key=int)}})
+    return pd.DataFrame(rows)
 
 
 def ptm_cross_arch(df: pd.DataFrame) -> pd.DataFrame:

@@ -77,10 +77,11 @@ def ptm_source(p, seed: int, domain: str) -> dict:
     return data_spec(source, p.ptm_per_class, p.test_per_class, seed)
 
 
-def ptm_members(p, seed: int, domain: str, arch: str, n: int) -> list[Cell]:
-    """The first n members of a PTM pool (member i: its own seed; every epoch kept with its test accuracy)."""
+def ptm_members(p, seed: int, domain: str, arch: str, n: int, epochs: int = 0) -> list[Cell]:
+    """The first n members of a PTM pool (member i: its own seed; every epoch kept with its test accuracy), trained
+    ptm_epochs (`epochs` > 0: that long instead, E4's plateau run)."""
     src = ptm_source(p, seed, domain)
-    return [trajectory(src, arch, "ptm", p.ptm_epochs, pool_seed(seed, arch, i), "ptm", test_every=1)
+    return [trajectory(src, arch, "ptm", epochs or p.ptm_epochs, pool_seed(seed, arch, i), "ptm", test_every=1)
             for i in range(n)]
 
 
@@ -192,13 +193,9 @@ def run(ctx, plan_fn: Callable, assemble: Callable | None = None) -> Output:
     """Plan through a tracked profile, compute the pending cells with ctx's executor, assemble the records."""
     from .. import cell_kinds, executors, profiles
 
-    p = ctx.profile
-    tracked = profiles.Tracked(p)
+    tracked = profiles.Tracked(ctx.profile)
     plan = plan_fn(tracked, ctx.seed)
-    env = cell_kinds.Env(device=ctx.device, store=executors.store_for(ctx.label), runs_dir=ctx.runs_dir,
-                         progress=ctx.progress, test_batch=p.test_batch, checkpoint_every=p.checkpoint_every,
-                         threads=p.threads, deterministic=p.deterministic, precision=p.precision,
-                         want_gpu=str(ctx.device_spec) != "cpu")
+    env = env_of(ctx)
     stats = executors.execute(plan, env, ctx.executor)
     outputs = {c.key: env.store.get(c)["output"] for c in plan.cells()}
     out = assemble(plan, outputs, ctx, env) if assemble else Output(plan.records(outputs))
@@ -206,6 +203,17 @@ def run(ctx, plan_fn: Callable, assemble: Callable | None = None) -> Output:
         out.data_source = cell_kinds.load_data(plan.data, ctx.device).source
     out.reads, out.cells, out.stats = tuple(sorted(tracked.reads)), plan.keys(), stats
     return out
+
+
+def env_of(ctx):
+    """The cells' environment of a run: its device, the profile's cell store and runs folder, the runtime fields."""
+    from .. import cell_kinds, executors
+
+    p = ctx.profile
+    return cell_kinds.Env(device=ctx.device, store=executors.store_for(ctx.label), runs_dir=ctx.runs_dir,
+                          progress=ctx.progress, test_batch=p.test_batch, checkpoint_every=p.checkpoint_every,
+                          threads=p.threads, deterministic=p.deterministic, precision=p.precision,
+                          want_gpu=str(ctx.device_spec) != "cpu")
 
 
 def plan_of(module, profile, seed: int = 0) -> tuple[Plan, tuple[str, ...]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..cells import Plan
 from .. import profiles
 from ..results import Output
-from . import grid
+from . import grid, ptm_options
 
 SLUG = "07_ptm_cross_arch"
 PRODUCTS = ["results/{profile}/07_ptm_cross_arch/records.json", "figures/{profile}/07_ptm_cross_arch.png"]
@@ -61,9 +61,8 @@ def chosen_guidance(p, seed: int, method: str, records_path) -> tuple[dict, str]
 
 def plan(p, seed: int) -> Plan:
     from .. import paths
-    from ..protocol import EvalProtocol
 
-    prot = EvalProtocol.of(p, **({"epochs": p.ptm_eval_epochs} if p.ptm_eval_epochs else {}))
+    prot = ptm_options.protocol(p)
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)
     if p.ptm_pool_from not in ("profile", "06"):

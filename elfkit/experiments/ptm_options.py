@@ -32,7 +32,8 @@ def options(p) -> list[dict]:
     out = [{"study": "initialisations", "option": str(n), **base, "model_num": n} for n in p.ptm_model_nums]
     out += [{"study": "architectures", "option": spec, **base, "archs": tuple(spec.split("+"))}
             for spec in p.ptm_arch_pools]
-    out += [{"study": "ptm_epoch", "option": str(e), **base, "epoch": e} for e in p.ptm_epoch_grid]
+    plateau = {"train_epochs": p.ptm_plateau_epochs} if p.ptm_plateau_epochs else {}   # one longer PTM run
+    out += [{"study": "ptm_epoch", "option": str(e), **base, "epoch": e, **plateau} for e in p.ptm_epoch_grid]
     for label in p.ptm_sources:
         domain, distance = source_of(label)
         out.append({"study": "source", "option": label, **base, "domain": domain, "distance": distance})
@@ -84,22 +85,37 @@ def guidance_spec(p, seed: int, opt: dict, window: int = 0, distill_seed: int | 
     """The CLoM arguments of one option: members [window·n, (window+1)·n) of each chosen architecture's pool (n =
     model_num; window 0 = the first n; the cells train whichever 01 has not) at snapshot `epoch`, one α for every
     architecture (docs/ptm.md §4; ptm_alpha here, which the callers replace with alpha_for's); the guidance's own
-    draws follow the distillation seed."""
-    d, n = opt["domain"], opt["model_num"]
-    pools = {a: grid.ptm_members(p, seed, d, a, (window + 1) * n)[window * n:] for a in opt["archs"]}
+    draws follow the distillation seed. E4's options (`train_epochs`) take their snapshots from longer runs."""
+    d, n, ep = opt["domain"], opt["model_num"], opt.get("train_epochs", 0)
+    pools = {a: grid.ptm_members(p, seed, d, a, (window + 1) * n, ep)[window * n:] for a in opt["archs"]}
     return {"pools": pools, "source": grid.ptm_source(p, seed, d), "epoch": opt["epoch"], "alpha": p.ptm_alpha,
             "distance": opt["distance"], "model_num": n, "batch": p.ptm_batch,
             "seed": seed if distill_seed is None else distill_seed}
 
 
-def plan(p, seed: int) -> Plan:
+def protocol(p):
+    """06/07's evaluation: the profile's, with ptm_eval_epochs and ptm_eval_models where they are set."""
     from ..protocol import EvalProtocol
 
-    prot = EvalProtocol.of(p, **({"epochs": p.ptm_eval_epochs} if p.ptm_eval_epochs else {}))
+    changes = {"epochs": p.ptm_eval_epochs} if p.ptm_eval_epochs else {}
+    if p.ptm_eval_models:
+        changes["n_models"] = p.ptm_eval_models
+    return EvalProtocol.of(p, **changes)
+
+
+def plan(p, seed: int) -> Plan:
+    prot = protocol(p)
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)
     studies = STUDIES[:4] + (("alpha",) if p.ptm_alpha_scales else ())
-    archs = (p.distill_arch, *p.ptm_eval_archs)     # every arm is also evaluated across architectures
+    unknown = set(p.ptm_eval_studies) - set(studies)
+    if unknown:
+        raise ValueError(f"ptm_eval_studies: unknown studies {sorted(unknown)}; choose from {list(studies)}")
+    crossed = set(p.ptm_eval_studies or studies)    # these studies' arms are also evaluated on ptm_eval_archs
+    archs = (p.distill_arch, *p.ptm_eval_archs)
+
+    def archs_of(study: str) -> tuple:
+        return archs if study in crossed else archs[:1]
     for method in p.ptm_methods:
         for d in p.ptm_seeds or (seed,):     # distillation seeds; PTMs and evaluation model seeds are shared
             dlab = {"distill_seed": d} if p.ptm_seeds else {}
@@ -107,7 +123,7 @@ def plan(p, seed: int) -> Plan:
             for arch in archs:
                 for s in prot.seeds(seed):    # each model's record once per study (the studies share the baseline)
                     cell = grid.eval_cell(plain, test, arch, s, prot)
-                    for study in studies:
+                    for study in (st for st in studies if arch in archs_of(st)):
                         out.row(cell, FIELDS, study=study, option="no CLoM", clom=False, method=method,
                                 ipc=p.ptm_ipc, **dlab)
             for opt in options(p):
@@ -117,7 +133,7 @@ def plan(p, seed: int) -> Plan:
                     g = {**guidance_spec(p, seed, opt, window=w, distill_seed=d),
                          "alpha": alpha_for(p, seed, method, opt, distill_seed=d)}
                     syn = grid.synset_cell(p, d, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)
-                    grid.evaluations(out, syn, test, archs, prot, seed, fields=FIELDS, study=opt["study"],
+                    grid.evaluations(out, syn, test, archs_of(opt["study"]), prot, seed, fields=FIELDS, study=opt["study"],
                                      option=opt["option"], clom=True, method=method, ipc=p.ptm_ipc,
                                      pool="+".join(opt["archs"]), model_num=opt["model_num"], ptm_epoch=opt["epoch"],
                                      source=g["source"]["dataset"], distance=opt["distance"],
@@ -129,13 +145,21 @@ def plan(p, seed: int) -> Plan:
 
 def assemble(plan: Plan, outputs: dict, ctx, env) -> Output:
     """The rows; a calibrated arm's α (resolved from its calibration cells) and, once per calibration, the measured
-    gradient norms (metrics grad_norm_base, grad_norm_clom)."""
+    gradient norms (metrics grad_norm_base, grad_norm_clom); once per E4 PTM, its test accuracy per epoch."""
     from ..cell_kinds import alpha_of
 
     records, seen = [], set()
     for labels, cell, fields in plan.rows:
         g = cell.args["synset"].args.get("guidance")
         lab = dict(labels)
+        if g and lab["study"] == "ptm_epoch":     # E4's x-axis: its PTM's test accuracy after every epoch
+            for arch, members in g["pools"].items():
+                for i, t in enumerate(members):
+                    if t.key not in seen:
+                        seen.add(t.key)
+                        records += [{"study": "ptm_epoch", "option": "PTM", "method": lab["method"], "role": "ptm",
+                                     "model": arch, "member": i, "epoch": int(e), "metric": "ptm_test_acc",
+                                     "value": acc} for e, acc in outputs[t.key]["test_acc"].items()]
         if g and isinstance(g["alpha"], dict):
             lab["alpha"] = alpha_of(g, env)
             for role in ("reference", "calibration"):

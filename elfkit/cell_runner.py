@@ -1,0 +1,130 @@
+"""`elfkit cells`: compute one experiment's pending cells and stop, without assembling its records — how a grid
+longer than a session is run: each finished cell's record is written as it finishes, a rerun continues where the last
+one stopped, `--hours` ends a slice cleanly, and `--next` computes the values pending in profile_next before the
+profile takes them. The notebook (recompute=True) then assembles the records from the finished cells in seconds."""
+from __future__ import annotations
+
+import functools
+import time
+
+ORDERS = ("plan", "cheap")
+
+
+def ordered(todo: list, order: str) -> list:
+    """plan: dependency order. cheap: every non-evaluation cell first, in plan order (they feed the rest, and the
+    trajectories among them live in runs/, which a session does not keep), then evaluations by estimated cost, so a
+    slice finishes as many as it can."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    if order == "plan":
+        return list(todo)
+    feeders = [c for c in todo if c.kind != "evaluate"]
+    return feeders + sorted((c for c in todo if c.kind == "evaluate"), key=cost)
+
+
+def cost(cell) -> float:
+    """An evaluation cell's relative cost: epochs × synthetic images × the architecture's forward FLOPs per image."""
+    a, syn = cell.args, cell.args["synset"].args
+    spec = _spec(syn["data"]["dataset"])
+    return a["protocol"]["epochs"] * syn["ipc"] * spec.num_classes * forward_flops(a["arch"], spec.channel,
+                                                                                  tuple(spec.im_size))
+
+
+def _spec(dataset: str):
+    from .data import SPECS, canonical
+
+    return SPECS[canonical(dataset.removesuffix("+zca"))]
+
+
+@functools.lru_cache(maxsize=None)
+def forward_flops(arch: str, channel: int, im_size: tuple) -> float:
+    """FLOPs of one image's forward pass (torch's FLOP counter), once per architecture and input shape."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from . import models
+
+    net = models.create(arch, channel, 10, im_size).eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        net(torch.zeros(1, channel, *im_size))
+    return float(counter.get_total_flops())
+
+
+def describe(todo: list) -> str:
+    """Pending cells by kind, and evaluations by (architecture, epochs, standard/ELF)."""
+    kinds: dict = {}
+    evals: dict = {}
+    for c in todo:
+        kinds[c.kind] = kinds.get(c.kind, 0) + 1
+        if c.kind == "evaluate":
+            k = (c.args["arch"], c.args["protocol"]["epochs"], "ELF" if c.args["elf"] else "standard")
+            evals[k] = evals.get(k, 0) + 1
+    lines = [", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "nothing pending"]
+    lines += [f"  evaluate {a} {e} ep. {m}: {n}" for (a, e, m), n in sorted(evals.items())]
+    return "\n".join(lines)
+
+
+def run(experiment: str, profile: str = "cpu", *, dataset: str = "", seed: int = 0, overrides: dict | None = None,
+        use_next: bool = False, order: str = "cheap", hours: float = 0.0, device: str = "auto",
+        progress: str = "rows", status_only: bool = False) -> int:
+    """Plan `experiment` (slug or number) at the profile (+ profile_next's pending values with use_next, + overrides),
+    print what is pending, and compute it in `order` for at most `hours` (0 = until done)."""
+    from . import cells, executors, profiles
+    from .cell_kinds import materialised
+    from .context import parse_overrides, start
+    from .errors import ElfkitError
+    from .experiments import BY_SLUG, grid
+    from .profile_next import overrides_for
+    from .reproduce import notebooks
+
+    found = notebooks([experiment])
+    if len(found) != 1 or found[0].stem not in BY_SLUG:
+        raise ElfkitError(f"no single experiment matches {experiment!r}; use a notebook slug or number, e.g. 06")
+    slug = found[0].stem
+    changes = {**(overrides_for(profile, slug) if use_next else {}), **parse_overrides(overrides)}
+    if use_next and not overrides_for(profile, slug):
+        raise ElfkitError(f"profile_next has no pending values for {slug} at profile {profile!r}; drop --next")
+    ctx = start(slug, profile, seed=seed, device=device, progress=progress, overrides=changes, dataset=dataset)
+    plan = BY_SLUG[slug].plan(profiles.Tracked(ctx.profile), ctx.seed)
+    env = grid.env_of(ctx)
+    todo = ordered(cells.pending(plan, env.store, materialised(env.store, env.runs_dir)), order)
+    n = len(plan.cells())
+    print(f"{slug}: {n} cells planned, {n - len(todo)} finished, {len(todo)} pending: {describe(todo)}", flush=True)
+    if status_only or not todo:
+        return 0
+    t0 = time.perf_counter()
+    done = executors.serial(todo, env, stop_after_s=hours * 3600)
+    left = len(todo) - done
+    print(f"{slug}: computed {done} cells in {time.perf_counter() - t0:.0f} s; {left} still pending"
+          f"{' (rerun to continue)' if left else ''}", flush=True)
+    return 0
+
+
+def add_arguments(parser) -> None:
+    from .cli_checks import SIZE
+
+    parser.add_argument("experiment", help="notebook slug or number, e.g. 06_ptm_options or 06")
+    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="scale (default: cpu)")
+    parser.add_argument("--dataset", default="", help="run the profile on another dataset, e.g. cifar10")
+    parser.add_argument("--seed", type=SIZE, default=0, help="base seed (evaluation model i uses seed+i)")
+    parser.add_argument("--overrides", default=None, help="profile fields as JSON, e.g. '{\"n_eval_models\": 2}'")
+    parser.add_argument("--next", action="store_true", dest="use_next",
+                        help="take the values profile_next holds for this experiment (a redo being computed)")
+    parser.add_argument("--order", default="cheap", choices=ORDERS,
+                        help="cheap (default): feeding cells, then evaluations cheapest first; plan: dependency order")
+    parser.add_argument("--hours", type=float, default=0.0,
+                        help="start no cell after this many hours (0 = run until done); rerun to continue")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    parser.add_argument("--status", action="store_true", dest="status_only",
+                        help="only print what is planned, finished and pending; runs nothing")
+    parser.set_defaults(func=from_args)
+
+
+def from_args(a) -> int:
+    if a.hours < 0:
+        from .errors import ElfkitError
+
+        raise ElfkitError(f"--hours must be >= 0 (got {a.hours}); 0 runs until every cell is done")
+    return run(a.experiment, a.profile, dataset=a.dataset, seed=a.seed, overrides=a.overrides, use_next=a.use_next,
+               order=a.order, hours=a.hours, device=a.device, status_only=a.status_only)

@@ -1,0 +1,34 @@
+"""Profile values whose grid is still being computed. A redo that takes several sessions cannot change a profile at
+once — the committed records would no longer match its plan — so its new values live here first: `elfkit cells
+--next` computes their cells (committed as they finish, in the same content-keyed store), and the profile takes them,
+with the recomputed records, in the commit where the last cell lands. Nothing here changes any result until then."""
+from __future__ import annotations
+
+# cpu, 06_ptm_options (issue 15): the option studies at a scale where each finding can come out either way —
+# 3 distillation seeds per arm (evaluation models nested), α calibrated per distance by the share rule
+# (clom_calibration), E2 averaged over 2 disjoint member windows, E3 also evaluated on AlexNet, E4 from one PTM run
+# 60 epochs long (lr x0.1 after 50) with early / pool-length / mid / final snapshots, E5 with both offline
+# out-of-domain sources, an α sweep over two decades, and 300-epoch evaluation (AlexNet at 50 epochs sits at its floor:
+# 33-44 % on 08's DM sets, 76-78 % at 300).
+NEXT: dict[str, dict[str, dict]] = {
+    "cpu": {
+        "06_ptm_options": {
+            "ptm_seeds": (0, 1, 2),
+            "ptm_alpha_rule": "calibrated",
+            "ptm_member_windows": 2,
+            "ptm_eval_archs": ("AlexNet",),
+            "ptm_eval_studies": ("architectures",),
+            "ptm_eval_epochs": 300,
+            "ptm_eval_models": 2,
+            "ptm_plateau_epochs": 60,
+            "ptm_epoch_grid": (1, 10, 30, 60),
+            "ptm_sources": ("target_ce", "target_cos", "ood_cos", "ood_cos@animal_mnist"),
+            "ptm_alpha_scales": (0.1, 1.0, 10.0),
+        },
+    },
+}
+
+
+def overrides_for(profile: str, slug: str) -> dict:
+    """The pending values of one experiment at one profile ({} when none are pending)."""
+    return dict(NEXT.get(profile, {}).get(slug, {}))

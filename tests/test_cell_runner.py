@@ -1,0 +1,49 @@
+"""`elfkit cells`: a grid computed in slices — feeding cells first, evaluations cheapest first, a slice that stops
+between cells and a rerun that continues, the status line, and --next refusing an experiment with nothing pending."""
+import pytest
+
+from elfkit import cell_runner, cli, profiles
+from elfkit.experiments import elf_regime, grid
+
+
+def test_cheap_order_feeds_first_then_evaluates_cheapest_first():
+    plan, _ = grid.plan_of(elf_regime, profiles.get("smoke"))
+    todo = cell_runner.ordered(plan.cells(), "cheap")
+    kinds = [c.kind for c in todo]
+    first_eval = kinds.index("evaluate")
+    assert "evaluate" not in kinds[:first_eval] and set(kinds[first_eval:]) == {"evaluate"}
+    costs = [cell_runner.cost(c) for c in todo[first_eval:]]
+    assert costs == sorted(costs) and costs[0] < costs[-1]       # 2-epoch cells before the 3-epoch ones
+    assert sorted(map(id, todo)) == sorted(map(id, plan.cells()))
+    assert cell_runner.ordered(plan.cells(), "plan") == plan.cells()
+    assert cell_runner.forward_flops("ResNet18", 1, (28, 28)) > 5 * cell_runner.forward_flops("ConvNet", 1, (28, 28))
+    with pytest.raises(ValueError, match="order"):
+        cell_runner.ordered(plan.cells(), "fastest")
+
+
+def test_cells_run_in_slices_and_a_rerun_continues(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ELFKIT_RESULTS_DIR", str(tmp_path))
+    assert cli.main(["cells", "00", "--profile", "smoke", "--hours", "1e-9"]) == 0
+    out = capsys.readouterr().out
+    assert "0 finished" in out and "computed 0 cells" in out and "rerun to continue" in out
+    assert cli.main(["cells", "00_quickstart", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "0 still pending" in out
+    assert cli.main(["cells", "00", "--profile", "smoke", "--status"]) == 0
+    out = capsys.readouterr().out
+    assert "0 pending: nothing pending" in out
+    assert cli.main(["cells", "00", "--profile", "smoke", "--next"]) == 2
+    assert "no pending values" in capsys.readouterr().err
+    assert cli.main(["cells", "0", "--profile", "smoke"]) == 2        # matches no single notebook
+    assert "no single experiment" in capsys.readouterr().err
+
+
+def test_cells_then_the_notebook_assembles_without_computing(tmp_path, monkeypatch, capsys):
+    import elfkit as ek
+
+    monkeypatch.setenv("ELFKIT_RESULTS_DIR", str(tmp_path))
+    assert cli.main(["cells", "00", "--profile", "smoke"]) == 0
+    capsys.readouterr()
+    ctx = ek.start("00_quickstart", "smoke", progress="off", quiet=True)
+    res = ek.results.cached(ctx, ek.experiments.quickstart.run, recompute=True)
+    assert res.provenance and "to compute" not in capsys.readouterr().out

@@ -1,0 +1,102 @@
+"""06's redo options (issue 15): E4 from one longer PTM run, cross-architecture evaluation of chosen studies, the
+models per cell, the paired contrasts and the plateau table, and the pending profile values that drive the redo."""
+import pandas as pd
+import pytest
+
+import elfkit as ek
+from elfkit import profile_next, profiles
+from elfkit.experiments import BY_SLUG, grid, ptm_options
+
+
+def _pools(plan, study):
+    """{trajectory epochs} of the PTM members of one study's CLoM sets."""
+    out = set()
+    for labels, cell, _ in plan.rows:
+        g = cell.args["synset"].args.get("guidance")
+        if g and labels["study"] == study:
+            out |= {(t.args["epochs"], t.key) for members in g["pools"].values() for t in members}
+    return out
+
+
+def test_e4_takes_every_snapshot_from_one_longer_ptm_run():
+    p = profiles.get("smoke", ptm_plateau_epochs=5, ptm_epoch_grid=(1, 3, 5))
+    plan, reads = grid.plan_of(ptm_options, p)
+    e4 = _pools(plan, "ptm_epoch")
+    assert {e for e, _ in e4} == {5} and len(e4) == 1            # one run, three snapshots
+    assert {e for e, _ in _pools(plan, "initialisations")} == {p.ptm_epochs}
+    assert "ptm_plateau_epochs" in reads
+    plain, _ = grid.plan_of(ptm_options, profiles.get("smoke"))  # default 0: the pools' own runs, as before
+    assert {e for e, _ in _pools(plain, "ptm_epoch")} == {profiles.get("smoke").ptm_epochs}
+
+
+def test_only_the_named_studies_are_evaluated_across_architectures():
+    p = profiles.get("smoke", ptm_eval_archs=("ConvNetW32",), ptm_eval_studies=("architectures",), ptm_eval_models=3)
+    plan, _ = grid.plan_of(ptm_options, p)
+    crossed = {lab["study"] for lab, c, _ in plan.rows if c.args["arch"] == "ConvNetW32"}
+    assert crossed == {"architectures"}
+    seeds = {c.args["model_seed"] for c in plan.cells() if c.kind == "evaluate"}
+    assert seeds == {0, 1, 2}                                        # ptm_eval_models, not n_eval_models (2)
+    no_clom = [lab for lab, c, _ in plan.rows if lab["study"] == "architectures" and not lab["clom"]]
+    assert {lab.get("option") for lab in no_clom} == {"no CLoM"} and len(no_clom) == 2 * 3
+    with pytest.raises(ValueError, match="unknown studies"):
+        grid.plan_of(ptm_options, profiles.get("smoke", ptm_eval_studies=("architecture",)))
+
+
+def test_e4_records_carry_its_ptms_accuracy_curve():
+    """assemble adds the E4 PTM's test accuracy after every epoch once (metric ptm_test_acc), and the plateau table
+    reads it: the first epoch whose running mean is within tolerance of the best."""
+    p = profiles.get("smoke", ptm_plateau_epochs=4, ptm_epoch_grid=(1, 4))
+    plan, _ = grid.plan_of(ptm_options, p)
+    curve = {"1": 0.50, "2": 0.70, "3": 0.80, "4": 0.801}
+    outputs = {}
+    for c in plan.cells():
+        if c.kind == "trajectory":
+            outputs[c.key] = {"test_acc": curve if c.args["epochs"] == 4 else {"1": 0.4, "2": 0.5}}
+        elif c.kind == "evaluate":
+            outputs[c.key] = {"records": [{"eval_arch": c.args["arch"], "model_seed": c.args["model_seed"],
+                                           "metric": "test_acc", "value": 0.6}]}
+    df = pd.DataFrame(ptm_options.assemble(plan, outputs, None, None).records)
+    ptm = df[df["metric"] == "ptm_test_acc"]
+    assert sorted(ptm["epoch"]) == [1, 2, 3, 4] and set(ptm["study"]) == {"ptm_epoch"}
+    t = ek.tables.ptm_plateau(df, window=1, tolerance=0.5)
+    assert t.loc[0, "plateau epoch"] == 3 and t.loc[0, "@1 %"] == 50.0 and t.loc[0, "@4 %"] == 80.1
+
+
+def test_contrasts_are_paired_by_distillation_seed_and_called_only_beyond_their_spread():
+    rows = []
+    for seed, shift in ((0, 0.0), (1, 0.04), (2, -0.04)):        # the seeds move every arm together
+        for option, gain, window_gain in (("no CLoM", 0.0, 0.0), ("1", 0.010, 0.0), ("3", 0.012, 0.002)):
+            for w in (0, 1):
+                for m in (0, 1):
+                    rows.append({"method": "DM", "study": "initialisations", "option": option, "eval_arch": "ConvNet",
+                                 "distill_seed": seed, "member_window": w, "model_seed": m, "metric": "test_acc",
+                                 "value": 0.7 + shift + gain + (window_gain if w else -window_gain)})
+    t = ek.tables.ptm_contrasts(pd.DataFrame(rows))
+    vs_none = t.loc[("DM", "initialisations", "3", "ConvNet", "no CLoM")]
+    assert vs_none["Δ (points)"] == "1.2 ± 0.0" and vs_none["called"] == "higher" and vs_none["seeds"] == 3
+    vs_one = t.loc[("DM", "initialisations", "3", "ConvNet", "1")]
+    assert vs_one["Δ (points)"] == "0.2 ± 0.0" and vs_one["called"] == "higher"
+    # the unpaired spread (4 points between seeds) would have hidden both; one seed is never called
+    one = ek.tables.ptm_contrasts(pd.DataFrame([r for r in rows if r["distill_seed"] == 0]))
+    assert set(one["called"]) == {"within"}
+
+
+@pytest.mark.parametrize("profile,slug", [(p, s) for p, d in profile_next.NEXT.items() for s in d])
+def test_pending_profile_values_are_valid_overrides_that_change_the_plan(profile, slug):
+    changes = profile_next.overrides_for(profile, slug)
+    base = profiles.get(profile)
+    assert any(getattr(base, k) != profiles.override(base, **{k: v}).__getattribute__(k) for k, v in changes.items()), \
+        "every pending value is already the profile's: apply them and drop the entry"
+    new, reads = grid.plan_of(BY_SLUG[slug], profiles.override(base, **changes))
+    old, _ = grid.plan_of(BY_SLUG[slug], base)
+    assert set(new.keys()) != set(old.keys()) and set(changes) <= set(reads)
+
+
+def test_the_06_redo_has_three_distillation_seeds_per_arm_and_300_epochs():
+    p = profiles.override(profiles.get("cpu"), **profile_next.overrides_for("cpu", "06_ptm_options"))
+    plan, _ = grid.plan_of(ptm_options, p)
+    per_arm: dict = {}
+    for lab, c, _ in plan.rows:
+        per_arm.setdefault((lab["study"], lab["option"]), set()).add(lab["distill_seed"])
+    assert all(s == {0, 1, 2} for s in per_arm.values())
+    assert {c.args["protocol"]["epochs"] for c in plan.cells() if c.kind == "evaluate"} == {300}
