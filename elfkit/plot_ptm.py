@@ -64,8 +64,11 @@ def ptm_options(df: pd.DataFrame, title: str = "CLoM options: gain over the same
 
 
 def ptm_cross_arch(df: pd.DataFrame, title: str = "Cross-architecture: no CLoM / CLoM, standard / ELF evaluation"):
-    """07: grouped bars per evaluation architecture for the four (distillation, evaluation) combinations."""
-    from .tables import mean_std
+    """07: grouped bars per evaluation architecture for the four (distillation, evaluation) combinations; error bars
+    over distillation seeds (models nested) when there are several, else over evaluation models."""
+    from .tables import mean_std, nested_mean_std
 
     d = df.assign(combo=[f"{a} + {'ELF' if e == 'elf' else 'std'}" for a, e in zip(df["distill"], df["eval_mode"])])
-    return accuracy_bars(mean_std(d, ["eval_arch", "combo"]), x="eval_arch", hue="combo", title=title)
+    seeds = "distill_seed" in d and d["distill_seed"].notna().any()
+    s = nested_mean_std(d, ["eval_arch", "combo"], ["distill_seed"]) if seeds else mean_std(d, ["eval_arch", "combo"])
+    return accuracy_bars(s, x="eval_arch", hue="combo", title=title)

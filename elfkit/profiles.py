@@ -101,6 +101,7 @@ class Profile:
     ptm_plateau_epochs: int = 0     # E4: its PTM trains this long, ptm_epoch_grid snapshots from it (0 = ptm_epochs)
     ptm_pool_from: str = "profile"  # 07's CLoM: the profile's full pool, or "06": 06's best option per study
     ptm_cross_methods: tuple[str, ...] = ()   # 07's distillation methods (() = ptm_methods), e.g. ("DM", "MTT")
+    ptm_choose_from: str = ""       # 07 from 06: whose 06 arms choose the options ("" = each method its own), e.g. "DM"
     # ELF regime map (08, docs/elf.md §6): gain vs feature-model quality x evaluation length, axes fixed before runs
     regime_archs: tuple[str, ...] = ("ConvNet", "AlexNet", "VGG11", "ResNet18")   # ConvNet: the control
     regime_features: tuple[str, ...] = ("1000:2:2", "0:3:1", "0:3:2", "0:3:3")   # per_class:trajectory epochs:snapshot
@@ -215,7 +216,8 @@ SECTIONS = {
             "ptm_ood_source", "ptm_alpha", "ptm_alpha_methods", "ptm_batch", "ptm_methods", "ptm_ipc", "ptm_iterations", "ptm_model_nums",
             "ptm_arch_pools", "ptm_epoch_grid", "ptm_sources", "ptm_alpha_rule", "ptm_alpha_scales",
             "ptm_calibration_draws", "ptm_seeds", "ptm_member_windows", "ptm_eval_archs", "ptm_eval_epochs",
-            "ptm_eval_models", "ptm_eval_studies", "ptm_plateau_epochs", "ptm_pool_from", "ptm_cross_methods"),
+            "ptm_eval_models", "ptm_eval_studies", "ptm_plateau_epochs", "ptm_pool_from", "ptm_cross_methods",
+            "ptm_choose_from"),
     "regime": ("regime_archs", "regime_features", "regime_epochs", "regime_long_epochs", "regime_long_archs",
                "regime_seeds", "regime_ipc", "regime_models"),
     "runtime": ("name", "checkpoint_every", "test_batch", "threads", "deterministic", "precision"),

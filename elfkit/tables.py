@@ -268,14 +268,38 @@ def ptm_plateau(df: pd.DataFrame, window: int = 5, tolerance: float = 0.5) -> pd
 
 
 def ptm_cross_arch(df: pd.DataFrame) -> pd.DataFrame:
-    """07: rows (method, distillation, evaluation), columns evaluation architecture, cells mean ± std in %."""
-    s = mean_std(df, ["method", "distill", "eval_mode", "eval_arch"])
+    """07: rows (method, distillation, evaluation), columns evaluation architecture, cells mean ± std in % (with
+    several distillation seeds: over them, models nested)."""
+    by = ["method", "distill", "eval_mode", "eval_arch"]
+    seeds = "distill_seed" in df and df["distill_seed"].notna().any()
+    s = nested_mean_std(df, by, ["distill_seed"]) if seeds else mean_std(df, by)
     s = s.assign(row=[f"{m} | {d} | {'ELF' if e == 'elf' else 'standard'}" for m, d, e in
                       zip(s["method"], s["distill"], s["eval_mode"])])
     t = pivot_pm(s, "row", "eval_arch")
     t.index.name = "method | distillation | evaluation"
     t["paper"] = NOT_REPORTED
     return t
+
+
+def ptm_cross_gains(df: pd.DataFrame) -> pd.DataFrame:
+    """07: per (method, evaluation architecture) the gains in points over the plain set under the standard protocol —
+    CLoM alone, ELF alone, CLoM + ELF — paired: per distillation seed the difference of the means over its evaluation
+    models, then mean ± std over seeds; `called` only when |mean| > std with ≥ 2 seeds."""
+    d = df[df["metric"] == "test_acc"]
+    if "distill_seed" not in d or d["distill_seed"].isna().all():
+        d = d.assign(distill_seed=0)          # one distilled set per arm: nothing can be called
+    acc = d.groupby(["method", "eval_arch", "distill_seed", "distill", "eval_mode"], sort=False)["value"].mean() * 100
+    acc = acc.unstack(["distill", "eval_mode"])
+    arms = {"CLoM": ("CLoM", "baseline"), "ELF": ("no CLoM", "elf"), "CLoM + ELF": ("CLoM", "elf")}
+    rows = []
+    for (method, arch), g in acc.groupby(level=["method", "eval_arch"], sort=False):
+        for name, col in arms.items():
+            diff = (g[col] - g[("no CLoM", "baseline")]).dropna()
+            m, sd = float(diff.mean()), float(diff.std(ddof=0))
+            rows.append({"method": method, "eval_arch": arch, "arm": name, "gain (points)": pm(m, sd),
+                         "seeds": len(diff), "called": "within" if len(diff) < 2 or abs(m) <= sd else
+                         ("higher" if m > 0 else "lower")})
+    return pd.DataFrame(rows).set_index(["method", "eval_arch", "arm"])
 
 
 def regime_gain(df: pd.DataFrame) -> pd.DataFrame:

@@ -100,3 +100,51 @@ def test_the_06_redo_has_three_distillation_seeds_per_arm_and_300_epochs():
         per_arm.setdefault((lab["study"], lab["option"]), set()).add(lab["distill_seed"])
     assert all(s == {0, 1, 2} for s in per_arm.values())
     assert {c.args["protocol"]["epochs"] for c in plan.cells() if c.kind == "evaluate"} == {300}
+
+
+def test_07_distils_every_arm_from_each_distillation_seed_and_pairs_its_gains():
+    from elfkit.experiments import ptm_cross_arch
+
+    plan, _ = grid.plan_of(ptm_cross_arch, profiles.get("smoke", ptm_seeds=(0, 1)))
+    sets = {(lab["distill"], lab["distill_seed"]): c.args["synset"].key for lab, c, _ in plan.rows}
+    assert len(set(sets.values())) == 4 and {k[1] for k in sets} == {0, 1}
+    one, _ = grid.plan_of(ptm_cross_arch, profiles.get("smoke"))
+    assert all("distill_seed" not in lab for lab, _, _ in one.rows)     # the default plan is unchanged
+    rows = [{"method": "DM", "eval_arch": "VGG11", "distill_seed": s, "model_seed": m, "distill": dist,
+             "eval_mode": mode, "metric": "test_acc", "value": 0.70 + 0.05 * s + gain}
+            for s in (0, 1, 2) for m in (0, 1)
+            for dist, mode, gain in (("no CLoM", "baseline", 0.0), ("CLoM", "baseline", 0.01),
+                                     ("no CLoM", "elf", -0.02 + 0.01 * s), ("CLoM", "elf", 0.0))]
+    t = ek.tables.ptm_cross_gains(pd.DataFrame(rows))
+    assert t.loc[("DM", "VGG11", "CLoM"), "gain (points)"] == "1.0 ± 0.0"
+    assert t.loc[("DM", "VGG11", "CLoM"), "called"] == "higher"
+    assert t.loc[("DM", "VGG11", "ELF"), "called"] == "lower"             # -2, -1, 0: mean -1.0 > std 0.8
+    assert t.loc[("DM", "VGG11", "CLoM + ELF"), "called"] == "within"
+
+
+def test_07_takes_dms_choice_for_mtt_and_a_late_epoch_from_the_plateau_run(tmp_path, monkeypatch):
+    """ptm_choose_from='DM': MTT's CLoM set uses the options DM's 06 arms chose (06 need not study MTT); a chosen
+    PTM epoch past the pools' length is a snapshot of E4's longer run."""
+    import json
+
+    from elfkit import paths
+    from elfkit.experiments import ptm_cross_arch
+
+    monkeypatch.setenv("ELFKIT_RESULTS_DIR", str(tmp_path))
+    p = profiles.get("smoke", ptm_pool_from="06", ptm_cross_methods=("DM", "MTT"), ptm_choose_from="DM",
+                     ptm_plateau_epochs=5)
+    best = {"initialisations": {"model_num": 2}, "architectures": {"pool": "ConvNet"},
+            "ptm_epoch": {"ptm_epoch": 5}, "source": {"option": "target_ce"}}
+    rows = [{"metric": "test_acc", "clom": True, "method": "DM", "eval_arch": "ConvNet", "study": st,
+             "option": "best", "value": 0.9, **extra} for st, extra in best.items()]
+    f = paths.results_dir(profiles.label(p), "06_ptm_options") / "records.json"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps({"records": rows, "sha256": "sha256:x"}))
+    plan, reads = grid.plan_of(ptm_cross_arch, p)
+    guided = {c.args["method"]: c.args["guidance"] for c in plan.cells() if c.kind == "synset" and
+              c.args.get("guidance")}
+    assert set(guided) == {"DM", "MTT"} and "ptm_choose_from" in reads
+    for g in guided.values():
+        (members,) = g["pools"].values()
+        assert g["epoch"] == 5 and len(members) == 2 and {t.args["epochs"] for t in members} == {5}
+    assert any("chosen by DM" in lab["pool"] for lab, _, _ in plan.rows if lab["method"] == "MTT")

@@ -37,26 +37,34 @@ def best_options(records_path, method: str, arch: str) -> dict:
     return {s: r for s, (_, r) in best.items()}, doc["sha256"]
 
 
-def chosen_guidance(p, seed: int, method: str, records_path) -> tuple[dict, str]:
+def chosen_guidance(p, seed: int, method: str, records_path, distill_seed: int | None = None) -> tuple[dict, str]:
     """The CLoM spec of 06's winners: the best architecture pool, its best number of initialisations, the best PTM
     epoch, and the best source (domain and distance); α by 06's rule (ptm_alpha_rule: fixed, or calibrated for this
-    very option). The label names the choice."""
+    very option). The options are `method`'s own best, or those of ptm_choose_from's method (e.g. DM's for MTT, which
+    06 need not study). An epoch past the pools' length comes from E4's longer run (ptm_plateau_epochs). The label
+    names the choice."""
     from .ptm_options import alpha_for, guidance_spec, source_of
 
-    best, sha = best_options(records_path, method, p.distill_arch)
+    chooser = p.ptm_choose_from or method
+    best, sha = best_options(records_path, chooser, p.distill_arch)
     missing = [s for s in ("architectures", "initialisations", "ptm_epoch", "source") if s not in best]
     if missing:
         from ..errors import ElfkitError
 
-        raise ElfkitError(f"06's records have no {method} arms for {', '.join(missing)}; add {method} to ptm_methods "
-                          "and rerun 06, or take it out of ptm_cross_methods")
+        raise ElfkitError(f"06's records have no {chooser} arms for {', '.join(missing)}; add {chooser} to "
+                          "ptm_methods and rerun 06, set ptm_choose_from to a method 06 studied, or take "
+                          f"{method} out of ptm_cross_methods")
     archs = tuple(best["architectures"]["pool"].split("+"))
     n = int(best["initialisations"]["model_num"])
     epoch = int(best["ptm_epoch"]["ptm_epoch"])
     domain, distance = source_of(best["source"]["option"])
     opt = {"archs": archs, "model_num": n, "epoch": epoch, "domain": domain, "distance": distance}
-    spec = {**guidance_spec(p, seed, opt), "alpha": alpha_for(p, seed, method, opt), "chosen_from": sha}
-    return spec, f"{'+'.join(archs)} x{n} @{epoch} {best['source']['option']} (06's best)"
+    if epoch > p.ptm_epochs:
+        opt["train_epochs"] = p.ptm_plateau_epochs
+    spec = {**guidance_spec(p, seed, opt, distill_seed=distill_seed),
+            "alpha": alpha_for(p, seed, method, opt, distill_seed=distill_seed), "chosen_from": sha}
+    by = "" if chooser == method else f", chosen by {chooser}"
+    return spec, f"{'+'.join(archs)} x{n} @{epoch} {best['source']['option']} (06's best{by})"
 
 
 def plan(p, seed: int) -> Plan:
@@ -68,10 +76,12 @@ def plan(p, seed: int) -> Plan:
     if p.ptm_pool_from not in ("profile", "06"):
         raise ValueError(f"ptm_pool_from must be 'profile' or '06', got {p.ptm_pool_from!r}")
     src, pools = grid.ptm_cells(p, seed, "target") if p.ptm_pool_from == "profile" else (None, {})
-    for method in p.ptm_cross_methods or p.ptm_methods:
+    runs = [(m, d) for m in p.ptm_cross_methods or p.ptm_methods for d in p.ptm_seeds or (seed,)]
+    for method, d in runs:           # d: the distillation seed (ptm_seeds; PTMs and model seeds are shared)
+        dlab = {"distill_seed": d} if p.ptm_seeds else {}
         if p.ptm_pool_from == "06":
             records = paths.results_dir(profiles.label(p), "06_ptm_options") / "records.json"
-            g, pool = chosen_guidance(p, seed, method, records)
+            g, pool = chosen_guidance(p, seed, method, records, distill_seed=d if p.ptm_seeds else None)
         else:
             if p.ptm_alpha_rule != "fixed" or (method == "MTT" and "MTT" not in profiles.assignments(
                     p.ptm_alpha_methods)):
@@ -81,13 +91,13 @@ def plan(p, seed: int) -> Plan:
                                   f"(ptm_alpha_rule {p.ptm_alpha_rule!r}); use ptm_pool_from='06' (calibrated for its "
                                   "chosen option), or for MTT give it one in ptm_alpha_methods, e.g. ('MTT=1',)")
             g = {"pools": pools, "source": src, "epoch": p.ptm_epoch, "alpha": profiles.method_alpha(p, method),
-                 "distance": "ce_code", "model_num": None, "batch": p.ptm_batch, "seed": seed}
+                 "distance": "ce_code", "model_num": None, "batch": p.ptm_batch, "seed": d}
             pool = "+".join(pools)
-        sets = {"no CLoM": grid.synset_cell(p, seed, method, p.ptm_ipc, iterations=p.ptm_iterations),
-                "CLoM": grid.synset_cell(p, seed, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)}
+        sets = {"no CLoM": grid.synset_cell(p, d, method, p.ptm_ipc, iterations=p.ptm_iterations),
+                "CLoM": grid.synset_cell(p, d, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)}
         for label, syn in sets.items():
             grid.baseline_and_elf(p, out, syn, test, p.cross_archs, prot, seed, FIELDS, method=method, ipc=p.ptm_ipc,
-                                  distill=label, pool=pool)
+                                  distill=label, pool=pool, **dlab)
     return out
 
 
