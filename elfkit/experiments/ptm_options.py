@@ -133,8 +133,8 @@ def plan(p, seed: int) -> Plan:
                     g = {**guidance_spec(p, seed, opt, window=w, distill_seed=d),
                          "alpha": alpha_for(p, seed, method, opt, distill_seed=d)}
                     syn = grid.synset_cell(p, d, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)
-                    grid.evaluations(out, syn, test, archs_of(opt["study"]), prot, seed, fields=FIELDS, study=opt["study"],
-                                     option=opt["option"], clom=True, method=method, ipc=p.ptm_ipc,
+                    grid.evaluations(out, syn, test, archs_of(opt["study"]), prot, seed, fields=FIELDS,
+                                     study=opt["study"], option=opt["option"], clom=True, method=method, ipc=p.ptm_ipc,
                                      pool="+".join(opt["archs"]), model_num=opt["model_num"], ptm_epoch=opt["epoch"],
                                      source=g["source"]["dataset"], distance=opt["distance"],
                                      alpha=g["alpha"] if not isinstance(g["alpha"], dict) else None,
