@@ -88,11 +88,14 @@ def run(experiment: str, profile: str = "cpu", *, dataset: str = "", seed: int =
     ctx = start(slug, profile, seed=seed, device=device, progress=progress, overrides=changes, dataset=dataset)
     plan = BY_SLUG[slug].plan(profiles.Tracked(ctx.profile), ctx.seed)
     env = grid.env_of(ctx)
-    todo = ordered(cells.pending(plan, env.store, materialised(env.store, env.runs_dir)), order)
-    n = len(plan.cells())
-    print(f"{slug}: {n} cells planned, {n - len(todo)} finished, {len(todo)} pending: {describe(todo)}", flush=True)
+    todo = cells.pending(plan, env.store, materialised(env.store, env.runs_dir))
+    n, redo = len(plan.cells()), sum(env.store.get(c) is not None for c in todo)
+    again = f" ({redo} of them recorded, but their artefacts are not on this machine)" if redo else ""
+    print(f"{slug}: {n} cells planned, {n - len(todo) + redo} finished, {len(todo)} to compute{again}: "
+          f"{describe(todo)}", flush=True)
     if status_only or not todo:
         return 0
+    todo = ordered(todo, order)
     t0 = time.perf_counter()
     done = executors.serial(todo, env, stop_after_s=hours * 3600)
     left = len(todo) - done
@@ -114,7 +117,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--order", default="cheap", choices=ORDERS,
                         help="cheap (default): feeding cells, then evaluations cheapest first; plan: dependency order")
     parser.add_argument("--hours", type=float, default=0.0,
-                        help="start no cell after this many hours (0 = run until done); rerun to continue")
+                        help="start no cell once this many hours have passed since the first one started (the cell "
+                        "in flight finishes, so a slice can run past it by one cell); 0 = until done; rerun to continue")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     parser.add_argument("--status", action="store_true", dest="status_only",
                         help="only print what is planned, finished and pending; runs nothing")

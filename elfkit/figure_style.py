@@ -10,8 +10,8 @@ RC = {"figure.dpi": 110, "savefig.dpi": 150, "font.size": 10, "axes.titlesize": 
       "svg.hashsalt": "elfkit"}
 PALETTE = {"DM": "#1f77b4", "random_real": "#9e9e9e", "DC": "#2ca02c", "DSA": "#ff7f0e", "MTT": "#d62728"}
 
-NAMES = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "mnist_5k": "MNIST 5k", "animal_mnist": "animal-MNIST", "cifar10": "CIFAR-10",
-         "cifar100": "CIFAR-100", "svhn": "SVHN", "tinyimagenet": "TinyImageNet", "synthetic": "synthetic",
+NAMES = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "mnist_5k": "MNIST 5k", "animal_mnist": "animal-MNIST",
+         "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN", "tinyimagenet": "TinyImageNet", "synthetic": "synthetic",
          "random_real": "random real", "baseline": "baseline", "elf": "ELF",
          "loss_mode": "loss composition", "feature_loss": "feature loss", "features": "features",
          "feature_source": "feature model", "feature_epoch": "feature-model epoch", "feature_width": "feature width",

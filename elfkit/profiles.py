@@ -94,7 +94,7 @@ class Profile:
     ptm_calibration_draws: int = 8  # calls averaged per gradient-norm measurement
     ptm_seeds: tuple[int, ...] = ()  # distillation seeds of every 06 arm (() = the run's seed only)
     ptm_member_windows: int = 1     # E2: each arm averages over this many disjoint windows of pool members
-    ptm_eval_archs: tuple[str, ...] = ()   # 06: architectures every arm is evaluated on besides distill_arch
+    ptm_eval_archs: tuple[str, ...] = ()   # 06: architectures the arms are also evaluated on (see ptm_eval_studies)
     ptm_eval_epochs: int = 0        # 06/07 evaluation epochs (0 = eval_epochs): long enough for every architecture
     ptm_eval_models: int = 0        # 06/07 evaluation models per (set, architecture) (0 = n_eval_models)
     ptm_eval_studies: tuple[str, ...] = ()   # 06: the studies whose arms ptm_eval_archs also evaluate (() = all)

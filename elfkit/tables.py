@@ -181,7 +181,7 @@ def nested_mean_std(df: pd.DataFrame, by: list[str], units: list[str], metric: s
 
 # 06: the option each study's others are compared with — its published / simplest setting, and for E4 the PTM
 # trained longest (the question is whether a sub-optimal PTM beats a well-trained one)
-PTM_REFERENCE = {"initialisations": "first", "architectures": "first", "ptm_epoch": "last", "source": "first",
+PTM_REFERENCE = {"initialisations": "first", "architectures": "first", "ptm_epoch": "longest", "source": "first",
                  "alpha": "x1"}
 
 
@@ -197,7 +197,9 @@ def paired_deltas(df: pd.DataFrame, unit: str = "distill_seed") -> pd.DataFrame:
         names = list(dict.fromkeys(acc.index.get_level_values("option")))
         options = [o for o in names if o != "no CLoM"]
         rule = PTM_REFERENCE.get(study, "first")
-        ref = (options[0] if rule == "first" else options[-1] if rule == "last" else rule) if options else None
+        if not options:
+            continue
+        ref = options[0] if rule == "first" else max(options, key=int) if rule == "longest" else rule
         for option in options:
             for against in dict.fromkeys(("no CLoM", ref)):
                 if against == option or against not in names:
@@ -206,7 +208,7 @@ def paired_deltas(df: pd.DataFrame, unit: str = "distill_seed") -> pd.DataFrame:
                 rows.append({"method": method, "study": study, "option": option, "eval_arch": eval_arch,
                              "against": against, "mean": float(diff.mean()), "std": float(diff.std(ddof=0)),
                              "n": len(diff)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["method", "study", "option", "eval_arch", "against", "mean", "std", "n"])
 
 
 def ptm_contrasts(df: pd.DataFrame) -> pd.DataFrame:
@@ -247,9 +249,9 @@ def ptm_options(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def ptm_plateau(df: pd.DataFrame, window: int = 5, tolerance: float = 0.5) -> pd.DataFrame:
-    """06 E4: its PTM's test accuracy at each E4 snapshot, and where the run plateaus — the first epoch whose
-    `window`-epoch running mean is within `tolerance` points of the best running mean (the curve's own noise is
-    about that size, so a later epoch is not 'better trained' in any sense the study can use)."""
+    """06 E4: its PTM's test accuracy at each E4 snapshot, and where the run plateaus — the first epoch of the first
+    `window` consecutive epochs whose mean is within `tolerance` points of the best such mean (the curve's own noise
+    is about that size, so a later epoch is not 'better trained' in any sense the study can use)."""
     d = df[df["metric"] == "ptm_test_acc"]
     if d.empty:
         return pd.DataFrame({"E4 PTM curve": ["not in these records (they predate it): recompute 06 to add it"]})
@@ -258,7 +260,9 @@ def ptm_plateau(df: pd.DataFrame, window: int = 5, tolerance: float = 0.5) -> pd
     rows = []
     for (method, arch, member), g in d.groupby(["method", "model", "member"], sort=False):
         curve = g.assign(epoch=g["epoch"].astype(int)).set_index("epoch")["value"].sort_index() * 100
-        smooth = curve.rolling(window, min_periods=1).mean()
+        smooth = curve.rolling(window).mean().shift(1 - window).dropna()   # indexed by each window's first epoch
+        if smooth.empty:
+            smooth = curve.expanding().mean().iloc[-1:]      # a run shorter than one window: no plateau to find
         plateau = int(smooth.index[(smooth >= smooth.max() - tolerance).to_numpy().argmax()])
         rows.append({"method": method, "ptm": f"{arch} #{int(member)}", "epochs trained": int(curve.index.max()),
                      "plateau epoch": plateau, "best %": round(float(curve.max()), 2),
@@ -289,12 +293,14 @@ def ptm_cross_gains(df: pd.DataFrame) -> pd.DataFrame:
     if "distill_seed" not in d or d["distill_seed"].isna().all():
         d = d.assign(distill_seed=0)          # one distilled set per arm: nothing can be called
     acc = d.groupby(["method", "eval_arch", "distill_seed", "distill", "eval_mode"], sort=False)["value"].mean() * 100
-    acc = acc.unstack(["distill", "eval_mode"])
+    base = ("no CLoM", "baseline")
+    acc = acc.unstack(["distill", "eval_mode"]).reindex(columns=pd.MultiIndex.from_tuples(
+        [base, ("CLoM", "baseline"), ("no CLoM", "elf"), ("CLoM", "elf")]))   # an absent arm: NaN, n = 0
     arms = {"CLoM": ("CLoM", "baseline"), "ELF": ("no CLoM", "elf"), "CLoM + ELF": ("CLoM", "elf")}
     rows = []
     for (method, arch), g in acc.groupby(level=["method", "eval_arch"], sort=False):
         for name, col in arms.items():
-            diff = (g[col] - g[("no CLoM", "baseline")]).dropna()
+            diff = (g[col] - g[base]).dropna()
             m, sd = float(diff.mean()), float(diff.std(ddof=0))
             rows.append({"method": method, "eval_arch": arch, "arm": name, "gain (points)": pm(m, sd),
                          "seeds": len(diff), "called": "within" if len(diff) < 2 or abs(m) <= sd else

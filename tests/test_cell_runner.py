@@ -11,7 +11,9 @@ def test_cheap_order_feeds_first_then_evaluates_cheapest_first():
     todo = cell_runner.ordered(plan.cells(), "cheap")
     kinds = [c.kind for c in todo]
     first_eval = kinds.index("evaluate")
-    assert "evaluate" not in kinds[:first_eval] and set(kinds[first_eval:]) == {"evaluate"}
+    assert set(kinds[first_eval:]) == {"evaluate"}                      # feeding cells first, all of them
+    position = {c.key: i for i, c in enumerate(todo)}
+    assert all(position[i.key] < position[c.key] for c in todo for i in c.inputs)   # never before an input
     costs = [cell_runner.cost(c) for c in todo[first_eval:]]
     assert costs == sorted(costs) and costs[0] < costs[-1]       # 2-epoch cells before the 3-epoch ones
     assert sorted(map(id, todo)) == sorted(map(id, plan.cells()))
@@ -22,16 +24,30 @@ def test_cheap_order_feeds_first_then_evaluates_cheapest_first():
 
 
 def test_cells_run_in_slices_and_a_rerun_continues(tmp_path, monkeypatch, capsys):
+    """A clock that moves only when a cell's record is written (100 s each): a 50 s slice computes exactly one cell,
+    whatever the machine's speed."""
+    from elfkit import cells, executors
+
     monkeypatch.setenv("ELFKIT_RESULTS_DIR", str(tmp_path))
-    assert cli.main(["cells", "00", "--profile", "smoke", "--hours", "1e-9"]) == 0
+    now = [0.0]
+    put = cells.CellStore.put
+
+    def put_and_tick(self, *a, **kw):
+        now[0] += 100.0
+        return put(self, *a, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(executors.time, "perf_counter", lambda: now[0])
+        m.setattr(cells.CellStore, "put", put_and_tick)
+        assert cli.main(["cells", "00", "--profile", "smoke", "--hours", str(50 / 3600)]) == 0
     out = capsys.readouterr().out
-    assert "0 finished" in out and "computed 0 cells" in out and "rerun to continue" in out
+    assert "0 finished" in out and "computed 1 cells" in out and "rerun to continue" in out
     assert cli.main(["cells", "00_quickstart", "--profile", "smoke"]) == 0
     out = capsys.readouterr().out
     assert "0 still pending" in out
     assert cli.main(["cells", "00", "--profile", "smoke", "--status"]) == 0
     out = capsys.readouterr().out
-    assert "0 pending: nothing pending" in out
+    assert "0 to compute: nothing pending" in out
     assert cli.main(["cells", "00", "--profile", "smoke", "--next"]) == 2
     assert "no pending values" in capsys.readouterr().err
     assert cli.main(["cells", "0", "--profile", "smoke"]) == 2        # matches no single notebook

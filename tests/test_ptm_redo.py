@@ -18,6 +18,12 @@ def _pools(plan, study):
     return out
 
 
+def test_a_snapshot_past_its_run_stops_at_planning():
+    with pytest.raises(ek.ElfkitError, match="past its run"):
+        grid.plan_of(ptm_options, profiles.get("smoke", ptm_epoch_grid=(1, 5)))        # pools train 2 epochs
+    grid.plan_of(ptm_options, profiles.get("smoke", ptm_epoch_grid=(1, 5), ptm_plateau_epochs=5))
+
+
 def test_e4_takes_every_snapshot_from_one_longer_ptm_run():
     p = profiles.get("smoke", ptm_plateau_epochs=5, ptm_epoch_grid=(1, 3, 5))
     plan, reads = grid.plan_of(ptm_options, p)
@@ -85,8 +91,8 @@ def test_contrasts_are_paired_by_distillation_seed_and_called_only_beyond_their_
 def test_pending_profile_values_are_valid_overrides_that_change_the_plan(profile, slug):
     changes = profile_next.overrides_for(profile, slug)
     base = profiles.get(profile)
-    assert any(getattr(base, k) != profiles.override(base, **{k: v}).__getattribute__(k) for k, v in changes.items()), \
-        "every pending value is already the profile's: apply them and drop the entry"
+    same = [k for k, v in changes.items() if getattr(base, k) == getattr(profiles.override(base, **{k: v}), k)]
+    assert not same, f"pending values {same} are already the profile's: drop them from profile_next"
     new, reads = grid.plan_of(BY_SLUG[slug], profiles.override(base, **changes))
     old, _ = grid.plan_of(BY_SLUG[slug], base)
     assert set(new.keys()) != set(old.keys()) and set(changes) <= set(reads)
@@ -134,7 +140,7 @@ def test_07_takes_dms_choice_for_mtt_and_a_late_epoch_from_the_plateau_run(tmp_p
     p = profiles.get("smoke", ptm_pool_from="06", ptm_cross_methods=("DM", "MTT"), ptm_choose_from="DM",
                      ptm_plateau_epochs=5)
     best = {"initialisations": {"model_num": 2}, "architectures": {"pool": "ConvNet"},
-            "ptm_epoch": {"ptm_epoch": 5}, "source": {"option": "target_ce"}}
+            "ptm_epoch": {"ptm_epoch": 5, "ptm_train_epochs": 5}, "source": {"option": "target_ce"}}
     rows = [{"metric": "test_acc", "clom": True, "method": "DM", "eval_arch": "ConvNet", "study": st,
              "option": "best", "value": 0.9, **extra} for st, extra in best.items()]
     f = paths.results_dir(profiles.label(p), "06_ptm_options") / "records.json"
@@ -148,3 +154,36 @@ def test_07_takes_dms_choice_for_mtt_and_a_late_epoch_from_the_plateau_run(tmp_p
         (members,) = g["pools"].values()
         assert g["epoch"] == 5 and len(members) == 2 and {t.args["epochs"] for t in members} == {5}
     assert any("chosen by DM" in lab["pool"] for lab, _, _ in plan.rows if lab["method"] == "MTT")
+    # records that do not say which run: the pools' (2 epochs), which has no snapshot 5
+    rows = [{k: v for k, v in r.items() if k != "ptm_train_epochs"} for r in rows]
+    f.write_text(json.dumps({"records": rows, "sha256": "sha256:y"}))
+    with pytest.raises(ek.ElfkitError, match="past its run"):
+        grid.plan_of(ptm_cross_arch, p)
+
+
+def test_plateau_is_the_first_epoch_of_the_first_window_near_the_best():
+    """A curve rising 1 point per epoch to epoch 20, then flat at 90 %: the first 5-epoch window whose mean is within
+    0.5 points of the best (90.0) starts at epoch 19 (19..23: mean 89.8); a 3-epoch run has no full window."""
+    acc = {e: min(70 + e, 90) / 100 for e in range(1, 41)}
+    rows = [{"method": "DM", "model": "ConvNet", "member": 0, "epoch": e, "metric": "ptm_test_acc", "value": v,
+             "study": "ptm_epoch", "option": "PTM"} for e, v in acc.items()]
+    rows += [{"method": "DM", "study": "ptm_epoch", "option": o, "metric": "test_acc", "value": 0.8}
+             for o in ("no CLoM", "1", "40")]
+    t = ek.tables.ptm_plateau(pd.DataFrame(rows))
+    assert t.loc[0, "plateau epoch"] == 19 and t.loc[0, "@1 %"] == 71.0 and t.loc[0, "@40 %"] == 90.0
+    short = ek.tables.ptm_plateau(pd.DataFrame([r for r in rows if r.get("epoch", 0) <= 3 or "epoch" not in r]))
+    assert short.loc[0, "epochs trained"] == 3 and short.loc[0, "plateau epoch"] == 3
+
+
+def test_each_study_is_compared_with_its_own_reference_option():
+    """E4 against its longest-trained PTM whatever the grid's order; the α study against ×1."""
+    rows = [{"method": "DM", "study": st, "option": o, "eval_arch": "ConvNet", "distill_seed": s, "model_seed": 0,
+             "metric": "test_acc", "value": v + 0.01 * s}
+            for st, opts in (("ptm_epoch", {"no CLoM": 0.70, "60": 0.72, "1": 0.69, "10": 0.73}),
+                             ("alpha", {"no CLoM": 0.70, "x0.1": 0.71, "x1": 0.72, "x10": 0.60}))
+            for o, v in opts.items() for s in (0, 1)]
+    t = ek.tables.ptm_contrasts(pd.DataFrame(rows)).reset_index()
+    against = t[t["against"] != "no CLoM"].groupby("study")["against"].unique()
+    assert list(against["ptm_epoch"]) == ["60"] and list(against["alpha"]) == ["x1"]
+    e4 = t[(t["study"] == "ptm_epoch") & (t["against"] == "60")].set_index("option")["Δ (points)"]
+    assert e4["10"] == "1.0 ± 0.0" and e4["1"] == "-3.0 ± 0.0" and "60" not in e4.index

@@ -41,8 +41,8 @@ def chosen_guidance(p, seed: int, method: str, records_path, distill_seed: int |
     """The CLoM spec of 06's winners: the best architecture pool, its best number of initialisations, the best PTM
     epoch, and the best source (domain and distance); α by 06's rule (ptm_alpha_rule: fixed, or calibrated for this
     very option). The options are `method`'s own best, or those of ptm_choose_from's method (e.g. DM's for MTT, which
-    06 need not study). An epoch past the pools' length comes from E4's longer run (ptm_plateau_epochs). The label
-    names the choice."""
+    06 need not study). The chosen epoch is a snapshot of the run 06 measured it on (E4's longer run, when
+    ptm_plateau_epochs made one). The label names the choice."""
     from .ptm_options import alpha_for, guidance_spec, source_of
 
     chooser = p.ptm_choose_from or method
@@ -59,8 +59,14 @@ def chosen_guidance(p, seed: int, method: str, records_path, distill_seed: int |
     epoch = int(best["ptm_epoch"]["ptm_epoch"])
     domain, distance = source_of(best["source"]["option"])
     opt = {"archs": archs, "model_num": n, "epoch": epoch, "domain": domain, "distance": distance}
-    if epoch > p.ptm_epochs:
-        opt["train_epochs"] = p.ptm_plateau_epochs
+    trained = int(best["ptm_epoch"].get("ptm_train_epochs") or p.ptm_epochs)   # the very run 06 measured it on
+    if trained != p.ptm_epochs:
+        opt["train_epochs"] = trained
+    if epoch > trained:
+        from ..errors import ElfkitError
+
+        raise ElfkitError(f"06's best PTM epoch {epoch} is past its run ({trained} epochs); rerun 06 with this "
+                          "profile's ptm_epochs / ptm_plateau_epochs")
     spec = {**guidance_spec(p, seed, opt, distill_seed=distill_seed),
             "alpha": alpha_for(p, seed, method, opt, distill_seed=distill_seed), "chosen_from": sha}
     by = "" if chooser == method else f", chosen by {chooser}"

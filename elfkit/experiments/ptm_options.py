@@ -111,6 +111,13 @@ def plan(p, seed: int) -> Plan:
     unknown = set(p.ptm_eval_studies) - set(studies)
     if unknown:
         raise ValueError(f"ptm_eval_studies: unknown studies {sorted(unknown)}; choose from {list(studies)}")
+    longest = p.ptm_plateau_epochs or p.ptm_epochs
+    if max((*p.ptm_epoch_grid, 0)) > longest or p.ptm_epoch > p.ptm_epochs:
+        from ..errors import ElfkitError
+
+        raise ElfkitError(f"a PTM snapshot past its run: ptm_epoch_grid {p.ptm_epoch_grid} must stay within "
+                          f"ptm_plateau_epochs or ptm_epochs ({longest}) and ptm_epoch ({p.ptm_epoch}) within "
+                          f"ptm_epochs ({p.ptm_epochs}); lengthen the run or shorten the grid")
     crossed = set(p.ptm_eval_studies or studies)    # these studies' arms are also evaluated on ptm_eval_archs
     archs = (p.distill_arch, *p.ptm_eval_archs)
 
@@ -136,6 +143,7 @@ def plan(p, seed: int) -> Plan:
                     grid.evaluations(out, syn, test, archs_of(opt["study"]), prot, seed, fields=FIELDS,
                                      study=opt["study"], option=opt["option"], clom=True, method=method, ipc=p.ptm_ipc,
                                      pool="+".join(opt["archs"]), model_num=opt["model_num"], ptm_epoch=opt["epoch"],
+                                     ptm_train_epochs=opt.get("train_epochs") or p.ptm_epochs,
                                      source=g["source"]["dataset"], distance=opt["distance"],
                                      alpha=g["alpha"] if not isinstance(g["alpha"], dict) else None,
                                      **({"alpha_rule": "calibrated"} if isinstance(g["alpha"], dict) else {}),
