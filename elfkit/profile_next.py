@@ -10,8 +10,20 @@ from __future__ import annotations
 # 60 epochs long (lr x0.1 after 50) with early / pool-length / mid / final snapshots, E5 with both offline
 # out-of-domain sources, an α sweep over two decades, and 300-epoch evaluation (AlexNet at 50 epochs sits at its floor:
 # 33-44 % on 08's DM sets, 76-78 % at 300).
+#
+# cpu, 03_cross_arch (issue 14 part 2): ELF's main table where the 08 map says its claim can come out either way —
+# the map's strongest feature models (full data, 3 epochs, the epoch-3 snapshot: ConvNetW512 89.6 %, W192 87.6 %,
+# W128 88.8 % test accuracy), their trajectories shared with 08, 300-epoch evaluation (the first length on the map at
+# which every baseline trains: AlexNet 33-44 % at 50 epochs, 76-78 % at 300), 2 distillation seeds per set with
+# 2 models each (08's DM IPC-10 cells are reused: 43 of 409 cells).
 NEXT: dict[str, dict[str, dict]] = {
     "cpu": {
+        "03_cross_arch": {
+            "cross_seeds": (0, 1),
+            "cross_epochs": 300,
+            "cross_models": 2,
+            "cross_feature": "0:3:3",
+        },
         "06_ptm_options": {
             "ptm_seeds": (0, 1, 2),
             "ptm_alpha_rule": "calibrated",

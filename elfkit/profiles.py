@@ -102,7 +102,13 @@ class Profile:
     ptm_pool_from: str = "profile"  # 07's CLoM: the profile's full pool, or "06": 06's best option per study
     ptm_cross_methods: tuple[str, ...] = ()   # 07's distillation methods (() = ptm_methods), e.g. ("DM", "MTT")
     ptm_choose_from: str = ""       # 07 from 06: whose 06 arms choose the options ("" = each method its own), e.g. "DM"
-    # ELF regime map (08, docs/elf.md §6): gain vs feature-model quality x evaluation length, axes fixed before runs
+    # ELF main table (03): its own schedule, so that ELF is tested where the 08 map says a claim can come out either way
+    cross_seeds: tuple[int, ...] = ()   # distillation seeds of every 03 set (() = the run's seed only)
+    cross_epochs: int = 0               # 03 evaluation epochs (0 = eval_epochs)
+    cross_models: int = 0               # 03 evaluation models per (set, architecture) (0 = n_eval_models)
+    cross_feature: str = ""             # 03's feature model as a regime_features entry 'per_class:epochs:snapshot',
+    #                                     sharing 08's trajectory cells ("" = feature_epochs/feature_epoch/feature_per_class)
+    # ELF regime map (08, docs/elf.md §12): gain vs feature-model quality x evaluation length, axes fixed before runs
     regime_archs: tuple[str, ...] = ("ConvNet", "AlexNet", "VGG11", "ResNet18")   # ConvNet: the control
     regime_features: tuple[str, ...] = ("1000:2:2", "0:3:1", "0:3:2", "0:3:3")   # per_class:trajectory epochs:snapshot
     regime_epochs: tuple[int, ...] = (50, 300)   # evaluation lengths for every architecture
@@ -218,6 +224,7 @@ SECTIONS = {
             "ptm_calibration_draws", "ptm_seeds", "ptm_member_windows", "ptm_eval_archs", "ptm_eval_epochs",
             "ptm_eval_models", "ptm_eval_studies", "ptm_plateau_epochs", "ptm_pool_from", "ptm_cross_methods",
             "ptm_choose_from"),
+    "cross": ("cross_seeds", "cross_epochs", "cross_models", "cross_feature"),
     "regime": ("regime_archs", "regime_features", "regime_epochs", "regime_long_epochs", "regime_long_archs",
                "regime_seeds", "regime_ipc", "regime_models"),
     "runtime": ("name", "checkpoint_every", "test_batch", "threads", "deterministic", "precision"),

@@ -78,8 +78,11 @@ def distill_table(df: pd.DataFrame, dataset: str, arch: str = "ConvNet") -> pd.D
 
 
 def elf_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows (method, IPC), columns evaluation architecture, cells 'baseline → ELF (Δ)' in %, mean ± std."""
-    s = mean_std(df, ["method", "ipc", "eval_arch", "eval_mode"])
+    """Rows (method, IPC), columns evaluation architecture, cells 'baseline → ELF (Δ)' in %, mean ± std — over
+    distillation seeds (models nested) when the records hold several (cross_seeds), else over evaluation models."""
+    by = ["method", "ipc", "eval_arch", "eval_mode"]
+    seeds = df["distill_seed"].nunique() if "distill_seed" in df else 0
+    s = nested_mean_std(df, by, ["distill_seed"]) if seeds > 1 else mean_std(df, by)
     b = s[s["eval_mode"] == "baseline"].set_index(["method", "ipc", "eval_arch"])
     e = s[s["eval_mode"] == "elf"].set_index(["method", "ipc", "eval_arch"])
     cells = {k: f"{pm(b.loc[k, 'mean'], b.loc[k, 'std'])} → {pm(e.loc[k, 'mean'], e.loc[k, 'std'])} "
@@ -308,26 +311,43 @@ def ptm_cross_gains(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["method", "eval_arch", "arm"])
 
 
-def regime_gain(df: pd.DataFrame) -> pd.DataFrame:
-    """08: per (architecture, evaluation length, feature model) the ELF gain in points — per distillation set the mean
-    over model seeds of ELF − baseline (paired), then mean ± std over the sets — beside the feature model's test
-    accuracy and both accuracies. `called`: the gain exceeds its spread over distillation seeds (else 'within')."""
-    acc = df[df["metric"] == "test_acc"]
-    key = ["eval_arch", "eval_epochs", "distill_seed", "model_seed"]
+def paired_gains(df: pd.DataFrame, by: list[str], pair_on: list[str]) -> pd.DataFrame:
+    """ELF − baseline in points, paired: each ELF model against the baseline model of the same `pair_on` values and
+    model seed; per distillation set (distill_seed; absent: one set) the mean over its models, then mean ± std over
+    sets per `by`. `called`: |gain| > its spread over ≥ 2 sets ('ELF helps' / 'ELF hurts'), else 'within'."""
+    acc = df[df["metric"] == "test_acc"].copy()
+    if "distill_seed" not in acc:
+        acc["distill_seed"] = -1
+    acc["distill_seed"] = acc["distill_seed"].fillna(-1)
+    key = [*pair_on, "distill_seed", "model_seed"]
     base = acc[acc["eval_mode"] == "baseline"].set_index(key)["value"]
     elf = acc[acc["eval_mode"] == "elf"].copy()
     elf["baseline"] = base.reindex(pd.MultiIndex.from_frame(elf[key])).to_numpy()
     elf["gain"] = (elf["value"] - elf["baseline"]) * 100
-    fm = ["feature_model", "feature_per_class", "feature_train_epochs", "feature_epoch"]
-    per_set = elf.groupby(["eval_arch", "eval_epochs", *fm, "distill_seed"], sort=False).agg(
-        gain=("gain", "mean"), elf=("value", "mean"), baseline=("baseline", "mean"), feature_acc=("feature_acc", "first"))
-    g = per_set.groupby(level=["eval_arch", "eval_epochs", *fm], sort=False)
-    out = pd.DataFrame({"feature acc %": g["feature_acc"].first() * 100,
-                        "baseline %": g["baseline"].mean() * 100, "ELF %": g["elf"].mean() * 100,
+    extra = {"feature_acc": ("feature_acc", "first")} if "feature_acc" in elf else {}
+    per_set = elf.groupby([*by, "distill_seed"], sort=False).agg(
+        gain=("gain", "mean"), elf=("value", "mean"), baseline=("baseline", "mean"), **extra)
+    g = per_set.groupby(level=by, sort=False)
+    out = pd.DataFrame({"baseline %": g["baseline"].mean() * 100, "ELF %": g["elf"].mean() * 100,
                         "gain": g["gain"].mean(), "gain std": g["gain"].std(ddof=0), "sets": g.size()})
+    if extra:
+        out.insert(0, "feature acc %", g["feature_acc"].first() * 100)
     out["called"] = ["within" if n < 2 or abs(m) <= s else ("ELF helps" if m > 0 else "ELF hurts")
                      for m, s, n in zip(out["gain"], out["gain std"], out["sets"])]
     return out.round(2).reset_index()
+
+
+def elf_gains(df: pd.DataFrame) -> pd.DataFrame:
+    """03: the ELF gain per (method, IPC, architecture), paired, mean ± std over distillation seeds (cross_seeds),
+    called only beyond that spread; a table from one distilled set per method calls nothing."""
+    return paired_gains(df, ["method", "ipc", "eval_arch"], ["method", "ipc", "eval_arch"])
+
+
+def regime_gain(df: pd.DataFrame) -> pd.DataFrame:
+    """08: per (architecture, evaluation length, feature model) the ELF gain in points (paired_gains) beside the
+    feature model's test accuracy and both accuracies."""
+    fm = ["feature_model", "feature_per_class", "feature_train_epochs", "feature_epoch"]
+    return paired_gains(df, ["eval_arch", "eval_epochs", *fm], ["eval_arch", "eval_epochs"])
 
 
 def regime_terms(df: pd.DataFrame) -> pd.DataFrame:

@@ -12,19 +12,35 @@ PRODUCTS = ["results/{profile}/03_cross_arch/records.json", "figures/{profile}/0
 FIELDS = ("eval_arch", "eval_mode", "model_seed", "metric", "value")
 
 
-def plan(p, seed: int) -> Plan:
-    from ..distill import available
+def protocol(p):
+    """03's evaluation: the standard protocol, cross_epochs long with cross_models models where they are set."""
     from ..protocol import EvalProtocol
 
-    prot = EvalProtocol.of(p)
+    changes = {}
+    if p.cross_epochs:
+        changes["epochs"] = p.cross_epochs
+    if p.cross_models:
+        changes["n_models"] = p.cross_models
+    return EvalProtocol.of(p, **changes)
+
+
+def plan(p, seed: int) -> Plan:
+    """Per IPC and distillation seed (cross_seeds; () = the run's seed), every method's set and the random-real row,
+    each evaluated baseline and ELF with model seeds seed + i on every cross_archs architecture (paired)."""
+    from ..distill import available
+
+    prot = protocol(p)
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)
+    seeds = p.cross_seeds or (seed,)
     for ipc in p.ipcs:
-        sets = {m: grid.synset_cell(p, seed, m, ipc) for m in available()}
-        sets["random_real"] = grid.synset_cell(p, seed, "random_real", ipc)
-        for method, syn in sets.items():
-            grid.baseline_and_elf(p, out, syn, test, p.cross_archs, prot, seed, FIELDS, method=method, ipc=ipc,
-                                  dataset=grid.name_of(p.dataset))
+        for d in seeds:
+            unit = {"distill_seed": d} if p.cross_seeds else {}
+            sets = {m: grid.synset_cell(p, d, m, ipc) for m in available()}
+            sets["random_real"] = grid.synset_cell(p, d, "random_real", ipc)
+            for method, syn in sets.items():
+                grid.baseline_and_elf(p, out, syn, test, p.cross_archs, prot, seed, FIELDS, method=method, ipc=ipc,
+                                      dataset=grid.name_of(p.dataset), **unit)
     return out
 
 

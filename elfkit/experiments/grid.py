@@ -159,14 +159,51 @@ def evaluations(plan: Plan, syn: Cell, test: dict, archs, protocol, seed: int, *
             plan.row(eval_cell(syn, test, arch, s, protocol, elf(arch) if elf else None), fields, **labels)
 
 
+def feature_spec(spec: str) -> tuple[int, int, int]:
+    """A feature model written 'per_class:epochs:snapshot' (regime_features, cross_feature): train images per class
+    (0 = all), trajectory epochs, the snapshot ELF reads."""
+    from ..errors import ElfkitError
+
+    try:
+        per_class, epochs, epoch = (int(v) for v in spec.split(":"))
+    except ValueError:
+        raise ElfkitError(f"feature models are written 'per_class:epochs:snapshot', got {spec!r}") from None
+    if not 0 <= epoch <= epochs:
+        raise ElfkitError(f"feature model {spec!r}: the snapshot must lie in 0..{epochs}")
+    return per_class, epochs, epoch
+
+
+def regime_specs(p) -> list[tuple[int, int, int]]:
+    """The 08 map's feature models (regime_features), in axis order."""
+    return [feature_spec(s) for s in p.regime_features]
+
+
+def spec_features(p, seed: int, arch: str, spec: tuple[int, int, int]) -> Cell:
+    """The trajectory cell of a feature spec: one training per (per_class, epochs) that keeps every snapshot the 08
+    map lists for it, so 08 and the tables that take one of its feature models (cross_feature) share its cells."""
+    per_class, epochs, epoch = spec
+    shared = tuple(e for pc, ep, e in regime_specs(p) if (pc, ep) == (per_class, epochs))
+    return feature_cell(p, seed, arch, epoch=epoch, snapshots=shared, per_class=per_class, epochs=epochs)
+
+
+def cross_elf(p, seed: int) -> tuple[Callable, dict]:
+    """ELF's arguments per architecture for the cross-architecture tables (03, 07), and the labels of their rows:
+    the profile's feature model, or cross_feature (one of 08's, its trajectory shared)."""
+    if not p.cross_feature:
+        return (lambda a: elf_args(p, seed, a)), {}
+    spec = feature_spec(p.cross_feature)
+    labels = dict(zip(("feature_per_class", "feature_train_epochs", "feature_epoch"), spec))
+    return (lambda a: elf_args(p, seed, a, epoch=spec[2], features=spec_features(p, seed, a, spec))), labels
+
+
 def baseline_and_elf(p, plan: Plan, syn: Cell, test: dict, archs, protocol, seed: int, fields: tuple,
                      **labels) -> None:
-    """Per architecture: the standard protocol's models, then ELF's (front_rear_task, channel-CE, λ = 1, the profile's
-    feature model) with the same model seeds — the cross-architecture tables' pair of rows."""
+    """Per architecture: the standard protocol's models, then ELF's (front_rear_task, channel-CE, λ = 1, the table's
+    feature model: cross_elf) with the same model seeds — the cross-architecture tables' pair of rows."""
+    elf, elf_labels = cross_elf(p, seed)
     for arch in archs:
         evaluations(plan, syn, test, [arch], protocol, seed, fields=fields, **labels, eval_mode="baseline")
-        evaluations(plan, syn, test, [arch], protocol, seed, fields=fields, **labels,
-                    elf=lambda a: elf_args(p, seed, a))
+        evaluations(plan, syn, test, [arch], protocol, seed, fields=fields, **labels, **elf_labels, elf=elf)
 
 
 def eval_cell(syn: Cell, test: dict, arch: str, model_seed: int, protocol, elf: dict | None = None) -> Cell:
