@@ -11,15 +11,34 @@ ORDERS = ("plan", "cheap")
 
 
 def ordered(todo: list, order: str) -> list:
-    """plan: dependency order. cheap: every non-evaluation cell first, in plan order (they feed the rest, and the
-    trajectories among them live in runs/, which a session does not keep), then evaluations by estimated cost, so a
-    slice finishes as many as it can."""
+    """plan: dependency order. cheap: every non-evaluation cell first (they feed the rest; feature_trainings_last),
+    then evaluations by estimated cost, so a slice finishes as many as it can."""
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     if order == "plan":
         return list(todo)
-    feeders = [c for c in todo if c.kind != "evaluate"]
+    feeders = feature_trainings_last([c for c in todo if c.kind != "evaluate"])
     return feeders + sorted((c for c in todo if c.kind == "evaluate"), key=cost)
+
+
+def feature_trainings_last(feeders: list) -> list:
+    """The feeding cells with every trajectory that features cells read moved after the rest (the sets), each directly
+    followed by all its features cells: its weights live in runs/, which a session does not keep, so a slice that
+    ends between a feature model and the features of a later set would leave that training to redo. Plan order
+    wherever this would put a cell before one of its inputs."""
+    readers: dict = {}
+    for c in feeders:
+        if c.kind == "features":
+            readers.setdefault(c.args["trajectory"].key, []).append(c)
+    rest = [c for c in feeders if c.key not in readers and not (c.kind == "features" and
+                                                               c.args["trajectory"].key in readers)]
+    out = rest + [x for c in feeders if c.key in readers for x in (c, *readers[c.key])]
+    pending, seen = {c.key for c in feeders}, set()
+    for c in out:
+        if any(i.key in pending and i.key not in seen for i in c.inputs):
+            return list(feeders)
+        seen.add(c.key)
+    return out
 
 
 def cost(cell) -> float:

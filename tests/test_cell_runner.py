@@ -23,6 +23,28 @@ def test_cheap_order_feeds_first_then_evaluates_cheapest_first():
         cell_runner.ordered(plan.cells(), "fastest")
 
 
+def test_a_feature_training_is_followed_by_every_features_cell_that_reads_it():
+    """Its weights are not kept between sessions: the sets come first, then each feature model with all its features,
+    so a slice never ends between a training and the features of a later set."""
+    from elfkit.experiments import cross_arch
+
+    plan, _ = grid.plan_of(cross_arch, profiles.get("smoke", cross_seeds=(0, 1)))
+    todo = cell_runner.ordered(plan.cells(), "cheap")
+    feeders = [c for c in todo if c.kind != "evaluate"]
+    position = {c.key: i for i, c in enumerate(todo)}
+    assert all(position[i.key] < position[c.key] for c in todo for i in c.inputs)
+    sources = [c for c in feeders if any(f.kind == "features" and f.args["trajectory"].key == c.key for f in feeders)]
+    assert len(sources) >= 2
+    last_set = max(i for i, c in enumerate(feeders) if c.kind == "synset")
+    for t in sources:
+        i = feeders.index(t)
+        readers = [f for f in feeders if f.kind == "features" and f.args["trajectory"].key == t.key]
+        assert i > last_set and feeders[i + 1:i + 1 + len(readers)] == readers
+    unordered, _ = grid.plan_of(cross_arch, profiles.get("smoke"))
+    cells = unordered.cells()
+    assert cell_runner.feature_trainings_last(cells[::-1]) == cells[::-1]   # inputs out of order: left as given
+
+
 def test_cells_run_in_slices_and_a_rerun_continues(tmp_path, monkeypatch, capsys):
     """A clock that moves only when a cell's record is written (100 s each): a 50 s slice computes exactly one cell,
     whatever the machine's speed."""
