@@ -22,22 +22,25 @@ def ordered(todo: list, order: str) -> list:
 
 
 def feature_trainings_last(feeders: list) -> list:
-    """The feeding cells with every trajectory that features cells read moved after the rest (the sets), each directly
-    followed by all its features cells: its weights live in runs/, which a session does not keep, so a slice that
-    ends between a feature model and the features of a later set would leave that training to redo. Plan order
-    wherever this would put a cell before one of its inputs."""
+    """The feeding cells with every pending trajectory that features cells read moved after the rest (the sets), each
+    directly followed by all its features cells: its weights live in runs/, which a session does not keep, and this
+    way a slice ends between a training and the features it feeds only if it stops right after the training.
+    Features of a trajectory that is not pending stay with the rest. The whole list stays in plan order if the
+    reordering would put a cell before one of its inputs."""
+    trajectories = {c.key for c in feeders if c.kind == "trajectory"}
     readers: dict = {}
     for c in feeders:
-        if c.kind == "features":
+        if c.kind == "features" and c.args["trajectory"].key in trajectories:
             readers.setdefault(c.args["trajectory"].key, []).append(c)
-    rest = [c for c in feeders if c.key not in readers and not (c.kind == "features" and
-                                                               c.args["trajectory"].key in readers)]
+    grouped = {f.key for fs in readers.values() for f in fs}
+    rest = [c for c in feeders if c.key not in readers and c.key not in grouped]
     out = rest + [x for c in feeders if c.key in readers for x in (c, *readers[c.key])]
     pending, seen = {c.key for c in feeders}, set()
     for c in out:
         if any(i.key in pending and i.key not in seen for i in c.inputs):
             return list(feeders)
         seen.add(c.key)
+    assert sorted(c.key for c in out) == sorted(pending), "reordering lost or doubled a cell"
     return out
 
 

@@ -168,10 +168,11 @@ def delta_heatmap(delta: pd.DataFrame, title: str = "ELF − baseline (accuracy 
 
 
 def elf_bars(df: pd.DataFrame, title: str = ""):
-    """One panel per IPC: mean ± std test accuracy per architecture, baseline vs ELF for each method."""
-    from .tables import mean_std
+    """One panel per IPC: mean ± std test accuracy per architecture, baseline vs ELF for each method (the spread of
+    tables.spread: over distillation seeds when there are several)."""
+    from .tables import spread
 
-    s = mean_std(df, ["ipc", "method", "eval_mode", "eval_arch"])
+    s = spread(df, ["ipc", "method", "eval_mode", "eval_arch"])
     ipcs = list(dict.fromkeys(s["ipc"]))
     archs = list(dict.fromkeys(s["eval_arch"]))
     groups = list(dict.fromkeys(zip(s["method"], s["eval_mode"])))

@@ -106,8 +106,8 @@ class Profile:
     cross_seeds: tuple[int, ...] = ()   # distillation seeds of every 03 set (() = the run's seed only)
     cross_epochs: int = 0               # 03 evaluation epochs (0 = eval_epochs)
     cross_models: int = 0               # 03 evaluation models per (set, architecture) (0 = n_eval_models)
-    cross_feature: str = ""             # 03's feature model as a regime_features entry 'per_class:epochs:snapshot',
-    #                                     sharing 08's trajectory cells ("" = feature_epochs/feature_epoch/feature_per_class)
+    cross_feature: str = ""             # 03's feature model, 'per_class:epochs:snapshot' like regime_features, with
+    #                                     08's trajectory cells ("" = feature_epochs / feature_epoch / feature_per_class)
     # ELF regime map (08, docs/elf.md §12): gain vs feature-model quality x evaluation length, axes fixed before runs
     regime_archs: tuple[str, ...] = ("ConvNet", "AlexNet", "VGG11", "ResNet18")   # ConvNet: the control
     regime_features: tuple[str, ...] = ("1000:2:2", "0:3:1", "0:3:2", "0:3:3")   # per_class:trajectory epochs:snapshot

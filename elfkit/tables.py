@@ -77,12 +77,17 @@ def distill_table(df: pd.DataFrame, dataset: str, arch: str = "ConvNet") -> pd.D
     return t.set_index(["method", "ipc"])
 
 
+def spread(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Accuracy mean ± std per group: over distillation seeds (models nested) when the records hold several, else
+    over evaluation models — the spread a table's difference must exceed."""
+    seeds = df["distill_seed"].nunique() if "distill_seed" in df else 0
+    return nested_mean_std(df, by, ["distill_seed"]) if seeds > 1 else mean_std(df, by)
+
+
 def elf_table(df: pd.DataFrame) -> pd.DataFrame:
     """Rows (method, IPC), columns evaluation architecture, cells 'baseline → ELF (Δ)' in %, mean ± std — over
     distillation seeds (models nested) when the records hold several (cross_seeds), else over evaluation models."""
-    by = ["method", "ipc", "eval_arch", "eval_mode"]
-    seeds = df["distill_seed"].nunique() if "distill_seed" in df else 0
-    s = nested_mean_std(df, by, ["distill_seed"]) if seeds > 1 else mean_std(df, by)
+    s = spread(df, ["method", "ipc", "eval_arch", "eval_mode"])
     b = s[s["eval_mode"] == "baseline"].set_index(["method", "ipc", "eval_arch"])
     e = s[s["eval_mode"] == "elf"].set_index(["method", "ipc", "eval_arch"])
     cells = {k: f"{pm(b.loc[k, 'mean'], b.loc[k, 'std'])} → {pm(e.loc[k, 'mean'], e.loc[k, 'std'])} "
@@ -314,7 +319,8 @@ def ptm_cross_gains(df: pd.DataFrame) -> pd.DataFrame:
 def paired_gains(df: pd.DataFrame, by: list[str], pair_on: list[str]) -> pd.DataFrame:
     """ELF − baseline in points, paired: each ELF model against the baseline model of the same `pair_on` values and
     model seed; per distillation set (distill_seed; absent: one set) the mean over its models, then mean ± std over
-    sets per `by`. `called`: |gain| > its spread over ≥ 2 sets ('ELF helps' / 'ELF hurts'), else 'within'."""
+    sets per `by` (rows without a distill_seed count as one set). `called`: |gain| > its spread over ≥ 2 sets
+    ('ELF helps' / 'ELF hurts'), else 'within'."""
     acc = df[df["metric"] == "test_acc"].copy()
     if "distill_seed" not in acc:
         acc["distill_seed"] = -1

@@ -40,6 +40,10 @@ def test_a_feature_training_is_followed_by_every_features_cell_that_reads_it():
         i = feeders.index(t)
         readers = [f for f in feeders if f.kind == "features" and f.args["trajectory"].key == t.key]
         assert i > last_set and feeders[i + 1:i + 1 + len(readers)] == readers
+    assert sorted(c.key for c in todo) == sorted(c.key for c in plan.cells())
+    trained = [c for c in plan.cells() if c.key not in {t.key for t in sources}]   # their weights are on disk
+    again = cell_runner.ordered(trained, "cheap")
+    assert sorted(c.key for c in again) == sorted(c.key for c in trained)      # their features are still computed
     unordered, _ = grid.plan_of(cross_arch, profiles.get("smoke"))
     cells = unordered.cells()
     assert cell_runner.feature_trainings_last(cells[::-1]) == cells[::-1]   # inputs out of order: left as given

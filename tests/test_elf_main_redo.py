@@ -83,3 +83,13 @@ def test_the_03_redo_shares_08s_cells_and_evaluates_300_epochs():
     assert {c.args["protocol"]["epochs"] for c in ev} == {300}
     dm10 = [c for c in ev if c.args["synset"].args["method"] == "DM" and c.args["synset"].args["ipc"] == 10]
     assert dm10 and {c.key for c in dm10} <= shared                     # 08 computed them already
+
+
+def test_07_keeps_its_own_feature_model_when_03_takes_one_of_08s():
+    from elfkit.experiments import ptm_cross_arch
+
+    base, _ = grid.plan_of(ptm_cross_arch, profiles.get("smoke"))
+    moved, reads = grid.plan_of(ptm_cross_arch, profiles.get("smoke", cross_feature="0:2:2"))
+    assert base.keys() == moved.keys() and "cross_feature" not in reads
+    with pytest.raises(ek.ElfkitError, match="repeats a seed"):
+        grid.plan_of(cross_arch, profiles.get("smoke", cross_seeds=(0, 0)))

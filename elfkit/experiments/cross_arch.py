@@ -33,14 +33,18 @@ def plan(p, seed: int) -> Plan:
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)
     seeds = p.cross_seeds or (seed,)
+    if len(set(seeds)) != len(seeds):
+        from ..errors import ElfkitError
+
+        raise ElfkitError(f"cross_seeds {p.cross_seeds} repeats a seed: each distillation seed gives one set")
     for ipc in p.ipcs:
         for d in seeds:
             unit = {"distill_seed": d} if p.cross_seeds else {}
             sets = {m: grid.synset_cell(p, d, m, ipc) for m in available()}
             sets["random_real"] = grid.synset_cell(p, d, "random_real", ipc)
             for method, syn in sets.items():
-                grid.baseline_and_elf(p, out, syn, test, p.cross_archs, prot, seed, FIELDS, method=method, ipc=ipc,
-                                      dataset=grid.name_of(p.dataset), **unit)
+                grid.baseline_and_elf(p, out, syn, test, p.cross_archs, prot, seed, FIELDS, p.cross_feature,
+                                      method=method, ipc=ipc, dataset=grid.name_of(p.dataset), **unit)
     return out
 
 

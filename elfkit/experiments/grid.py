@@ -186,21 +186,21 @@ def spec_features(p, seed: int, arch: str, spec: tuple[int, int, int]) -> Cell:
     return feature_cell(p, seed, arch, epoch=epoch, snapshots=shared, per_class=per_class, epochs=epochs)
 
 
-def cross_elf(p, seed: int) -> tuple[Callable, dict]:
-    """ELF's arguments per architecture for the cross-architecture tables (03, 07), and the labels of their rows:
-    the profile's feature model, or cross_feature (one of 08's, its trajectory shared)."""
-    if not p.cross_feature:
+def cross_elf(p, seed: int, feature: str = "") -> tuple[Callable, dict]:
+    """ELF's arguments per architecture for a cross-architecture table, and the labels of its ELF rows: the
+    profile's feature model, or `feature` (03's cross_feature: one of 08's, its trajectory shared)."""
+    if not feature:
         return (lambda a: elf_args(p, seed, a)), {}
-    spec = feature_spec(p.cross_feature)
+    spec = feature_spec(feature)
     labels = dict(zip(("feature_per_class", "feature_train_epochs", "feature_epoch"), spec))
     return (lambda a: elf_args(p, seed, a, epoch=spec[2], features=spec_features(p, seed, a, spec))), labels
 
 
 def baseline_and_elf(p, plan: Plan, syn: Cell, test: dict, archs, protocol, seed: int, fields: tuple,
-                     **labels) -> None:
-    """Per architecture: the standard protocol's models, then ELF's (front_rear_task, channel-CE, λ = 1, the table's
-    feature model: cross_elf) with the same model seeds — the cross-architecture tables' pair of rows."""
-    elf, elf_labels = cross_elf(p, seed)
+                     feature: str = "", **labels) -> None:
+    """Per architecture: the standard protocol's models, then ELF's (front_rear_task, channel-CE, λ = 1, the feature
+    model of cross_elf) with the same model seeds — the cross-architecture tables' pair of rows."""
+    elf, elf_labels = cross_elf(p, seed, feature)
     for arch in archs:
         evaluations(plan, syn, test, [arch], protocol, seed, fields=fields, **labels, eval_mode="baseline")
         evaluations(plan, syn, test, [arch], protocol, seed, fields=fields, **labels, **elf_labels, elf=elf)
