@@ -89,9 +89,10 @@ def describe(todo: list) -> str:
 
 def run(experiment: str, profile: str = "cpu", *, dataset: str = "", seed: int = 0, overrides: dict | None = None,
         use_next: bool = False, order: str = "cheap", hours: float = 0.0, device: str = "auto",
-        progress: str = "rows", status_only: bool = False) -> int:
+        progress: str = "rows", status_only: bool = False, peek: str = "") -> int:
     """Plan `experiment` (slug or number) at the profile (+ profile_next's pending values with use_next, + overrides),
-    print what is pending, and compute it in `order` for at most `hours` (0 = until done)."""
+    print what is pending, and compute it in `order` for at most `hours` (0 = until done); with `peek`, write the
+    finished rows' records to that CSV file instead and compute nothing."""
     from . import cells, executors, profiles
     from .cell_kinds import materialised
     from .context import parse_overrides, start
@@ -115,6 +116,8 @@ def run(experiment: str, profile: str = "cpu", *, dataset: str = "", seed: int =
     again = f" ({redo} of them recorded, but their artefacts are not on this machine)" if redo else ""
     print(f"{slug}: {n} cells planned, {n - len(todo) + redo} finished, {len(todo)} to compute{again}: "
           f"{describe(todo)}", flush=True)
+    if peek:
+        return write_peek(peek, slug, plan, ctx, env)
     if status_only or not todo:
         return 0
     todo = ordered(todo, order)
@@ -123,6 +126,30 @@ def run(experiment: str, profile: str = "cpu", *, dataset: str = "", seed: int =
     left = len(todo) - done
     print(f"{slug}: computed {done} cells in {time.perf_counter() - t0:.0f} s; {left} still pending"
           f"{' (rerun to continue)' if left else ''}", flush=True)
+    return 0
+
+
+def write_peek(path: str, slug: str, plan, ctx, env) -> int:
+    """The finished part of the grid assembled by the experiment's own code (artefacts it writes go to a temporary
+    folder), written as CSV: a look at a grid in progress; the records come from the notebook once it is done."""
+    import tempfile
+    from pathlib import Path
+
+    import pandas as pd
+
+    from .experiments import BY_SLUG, grid
+    from .results import Output
+    from .safefile import atomic
+
+    part, outputs = grid.finished_part(plan, env.store)
+    assemble = getattr(BY_SLUG[slug], "assemble", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx.staging = Path(tmp)
+        out = assemble(part, outputs, ctx, env) if assemble else Output(part.records(outputs))
+    with atomic(path) as f:
+        pd.DataFrame(out.records).to_csv(f, index=False)
+    print(f"{slug}: {len(part.rows)} of {len(plan.rows)} rows finished, {len(out.records)} records -> {path} "
+          "(a partial table, not the experiment's records)", flush=True)
     return 0
 
 
@@ -144,6 +171,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     parser.add_argument("--status", action="store_true", dest="status_only",
                         help="only print what is planned, finished and pending; runs nothing")
+    parser.add_argument("--peek", default="", metavar="CSV",
+                        help="write the records of the rows finished so far to this CSV file and compute nothing")
     parser.set_defaults(func=from_args)
 
 
@@ -153,4 +182,4 @@ def from_args(a) -> int:
 
         raise ElfkitError(f"--hours must be >= 0 (got {a.hours}); 0 runs until every cell is done")
     return run(a.experiment, a.profile, dataset=a.dataset, seed=a.seed, overrides=a.overrides, use_next=a.use_next,
-               order=a.order, hours=a.hours, device=a.device, status_only=a.status_only)
+               order=a.order, hours=a.hours, device=a.device, status_only=a.status_only, peek=a.peek)

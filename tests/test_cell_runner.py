@@ -68,6 +68,8 @@ def test_cells_run_in_slices_and_a_rerun_continues(tmp_path, monkeypatch, capsys
         assert cli.main(["cells", "00", "--profile", "smoke", "--hours", str(50 / 3600)]) == 0
     out = capsys.readouterr().out
     assert "0 finished" in out and "computed 1 cells" in out and "rerun to continue" in out
+    assert cli.main(["cells", "00", "--profile", "smoke", "--peek", str(tmp_path / "part.csv")]) == 0
+    assert "0 of " in capsys.readouterr().out                       # the set alone: no row is finished yet
     assert cli.main(["cells", "00_quickstart", "--profile", "smoke"]) == 0
     out = capsys.readouterr().out
     assert "0 still pending" in out
@@ -89,3 +91,8 @@ def test_cells_then_the_notebook_assembles_without_computing(tmp_path, monkeypat
     ctx = ek.start("00_quickstart", "smoke", progress="off", quiet=True)
     res = ek.results.cached(ctx, ek.experiments.quickstart.run, recompute=True)
     assert res.provenance and "to compute" not in capsys.readouterr().out
+    import pandas as pd
+
+    assert cli.main(["cells", "00", "--profile", "smoke", "--peek", str(tmp_path / "peek.csv")]) == 0
+    peek, full = pd.read_csv(tmp_path / "peek.csv"), res.frame()
+    assert len(peek) == len(full) and peek["value"].tolist() == pytest.approx(full["value"].tolist())

@@ -242,6 +242,22 @@ def run(ctx, plan_fn: Callable, assemble: Callable | None = None) -> Output:
     return out
 
 
+def finished_part(plan: Plan, store) -> tuple[Plan, dict]:
+    """The rows of `plan` whose cell and every input of it have a record in `store`, as a plan of their own, with
+    the outputs they need: a long grid's partial table (elfkit cells --peek), never its records."""
+    outputs = {}
+    for c in plan.cells():
+        doc = store.get(c)
+        if doc is not None:
+            outputs[c.key] = doc["output"]
+
+    def done(c: Cell) -> bool:
+        return c.key in outputs and all(done(i) for i in c.inputs)
+
+    rows = [r for r in plan.rows if not isinstance(r[1], Cell) or done(r[1])]
+    return Plan(rows=rows, extra=[c for c in plan.extra if done(c)], data=plan.data), outputs
+
+
 def env_of(ctx):
     """The cells' environment of a run: its device, the profile's cell store and runs folder, the runtime fields."""
     from .. import cell_kinds, executors
