@@ -12,8 +12,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"data", "distill", "elf", "evaluate", "experiments", "experts", "models", "plotting", "profiles",
-               "results", "synset", "tables"}
+_SUBMODULES = {"clom", "data", "distill", "elf", "evaluate", "experiments", "experts", "models", "plotting",
+               "profiles", "ptm", "results", "synset", "tables"}
 # public name -> (submodule, attribute)
 _NAMES = {"start": ("context", "start"), "ElfkitError": ("errors", "ElfkitError"),
           "evaluate_synset": ("evaluate", "evaluate_synset"), "random_real": ("evaluate", "random_real"),
