@@ -60,8 +60,7 @@ def terms_over_training(df: pd.DataFrame, title: str = "ELF loss terms over trai
                 ax.plot(series.index, series.to_numpy(), color=COLORS[k], label=name, linewidth=1.2)
             ax.set_yscale("log")
             ax.set_title(f"{label(arch)}, {e} ep.", fontsize=9)
-            if r == len(archs) - 1 or axes[min(r + 1, len(archs) - 1)][c].axison is False:
-                ax.set_xlabel("epoch")
+            ax.set_xlabel("epoch", fontsize=8)
         axes[r][0].set_ylabel("loss (batch mean)")
     handles, names = next((ax.get_legend_handles_labels() for row in axes for ax in row if ax.lines), ([], []))
     fig.legend(handles, names, loc="upper right", fontsize=8, frameon=False, ncol=4)
