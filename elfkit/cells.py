@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .errors import ElfkitError
 
@@ -91,12 +92,14 @@ class Plan:
         """Rows known without computing (e.g. 'ELF cannot evaluate this architecture', with the reason)."""
         self.rows.append((labels, list(records), None))
 
-    def records(self, outputs: dict) -> list[dict]:
-        """The table's rows from the cells' outputs ({key: output}), in plan order."""
+    def records(self, outputs: dict, extra: Callable[[dict, Cell | list], dict] | None = None) -> list[dict]:
+        """The table's rows from the cells' outputs ({key: output}), in plan order; `extra(labels, cell)` adds
+        columns measured elsewhere (an ELF feature model's accuracy) after the labels."""
         out = []
         for labels, cell, fields in self.rows:
             recs = cell if isinstance(cell, list) else outputs[cell.key]["records"]
-            out += [{**labels, **(r if fields is None else {k: r[k] for k in fields if k in r})} for r in recs]
+            more = extra(labels, cell) if extra else {}
+            out += [{**labels, **more, **(r if fields is None else {k: r[k] for k in fields if k in r})} for r in recs]
         return out
 
     def cells(self) -> list[Cell]:

@@ -19,6 +19,10 @@ def test_cross_feature_takes_an_08_feature_model_with_its_trajectory_cells():
     elf_rows = [lab for lab, c, _ in plan3.rows if c.args["elf"]]
     assert {(r["feature_per_class"], r["feature_train_epochs"], r["feature_epoch"]) for r in elf_rows} == {(0, 2, 2)}
     assert {c.args["elf"]["epoch"] for c in plan3.cells() if c.kind == "evaluate" and c.args["elf"]} == {2}
+    for lab, c, _ in plan3.rows:                                # each ELF row names its architecture's feature model
+        if c.args["elf"]:
+            assert lab["feature_model"] == c.args["elf"]["features"].args["trajectory"].args["arch"]
+    assert len({lab["feature_model"] for lab in elf_rows}) > 1
     assert {"cross_feature", "regime_features"} <= set(reads)
     plain, _ = grid.plan_of(cross_arch, profiles.get("smoke"))  # "" = the profile's feature model, as before
     assert not {c.key for c in plain.cells() if c.kind == "trajectory"} & set(plan8.keys())
@@ -93,3 +97,23 @@ def test_07_keeps_its_own_feature_model_when_03_takes_one_of_08s():
     assert base.keys() == moved.keys() and "cross_feature" not in reads
     with pytest.raises(ek.ElfkitError, match="repeats a seed"):
         grid.plan_of(cross_arch, profiles.get("smoke", cross_seeds=(0, 0)))
+
+
+def test_03_elf_rows_carry_their_feature_models_measured_accuracy():
+    p = profiles.get("smoke", cross_feature="0:2:2")
+    plan, _ = grid.plan_of(cross_arch, p)
+    outputs = {}
+    for i, c in enumerate(plan.cells()):            # stand-in outputs: each trajectory scores its snapshots apart
+        outputs[c.key] = {"score": {"1": 0.5 + i / 1000, "2": 0.8 + i / 1000},
+                          "records": [{"model_seed": 0, "metric": "test_acc", "value": 0.7, "eval_arch": "x",
+                                       "eval_mode": "baseline" if c.kind == "evaluate" and not c.args["elf"] else "elf"}]}
+    recs = cross_arch.assemble(plan, outputs, None, None).records
+    elf = [r for r in recs if r["eval_mode"] == "elf"]
+    assert elf and all(r["feature_acc"] > 0.8 for r in elf)             # the snapshot of epoch 2, not epoch 1
+    for (lab, cell, _), r in zip(plan.rows, recs):
+        if cell.args["elf"]:
+            assert r["feature_acc"] == outputs[cell.args["elf"]["features"].args["trajectory"].key]["score"]["2"]
+    assert all("feature_acc" not in r for r in recs if r["eval_mode"] == "baseline")
+    plain, _ = grid.plan_of(cross_arch, profiles.get("smoke"))          # the committed records' columns, as before
+    outs = {c.key: outputs.get(c.key, {"score": {"2": 0.9}, "records": [{"value": 0.7}]}) for c in plain.cells()}
+    assert all("feature_acc" not in r for r in cross_arch.assemble(plain, outs, None, None).records)

@@ -48,5 +48,11 @@ def plan(p, seed: int) -> Plan:
     return out
 
 
+def assemble(plan: Plan, outputs: dict, ctx, env) -> Output:
+    """The table's rows; with cross_feature set, ELF rows also carry their feature model's measured test accuracy."""
+    return Output(plan.records(outputs, lambda labels, cell: grid.feature_acc(cell, outputs)
+                               if "feature_epoch" in labels else {}))
+
+
 def run(ctx) -> Output:
-    return grid.run(ctx, plan)
+    return grid.run(ctx, plan, assemble)

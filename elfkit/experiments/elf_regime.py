@@ -51,10 +51,7 @@ def assemble(plan: Plan, outputs: dict, ctx, env) -> Output:
     records = []
     for labels, cell, fields in plan.rows:
         out = outputs[cell.key]
-        extra = {}
-        if cell.args.get("elf"):
-            traj = cell.args["elf"]["features"].args["trajectory"]
-            extra["feature_acc"] = outputs[traj.key]["score"][str(cell.args["elf"]["epoch"])]
+        extra = grid.feature_acc(cell, outputs)
         records += [{**labels, **extra, **{k: r[k] for k in fields if k in r}} for r in out["records"]]
         terms = out.get("terms")
         if terms and cell.args["model_seed"] == ctx.seed:

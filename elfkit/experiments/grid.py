@@ -202,8 +202,19 @@ def baseline_and_elf(p, plan: Plan, syn: Cell, test: dict, archs, protocol, seed
     model of cross_elf) with the same model seeds — the cross-architecture tables' pair of rows."""
     elf, elf_labels = cross_elf(p, seed, feature)
     for arch in archs:
+        named = {"feature_model": elf(arch)["trajectory"].args["arch"], **elf_labels} if feature else {}
         evaluations(plan, syn, test, [arch], protocol, seed, fields=fields, **labels, eval_mode="baseline")
-        evaluations(plan, syn, test, [arch], protocol, seed, fields=fields, **labels, **elf_labels, elf=elf)
+        evaluations(plan, syn, test, [arch], protocol, seed, fields=fields, **labels, **named, elf=elf)
+
+
+def feature_acc(cell: Cell, outputs: dict) -> dict:
+    """{'feature_acc': test accuracy of the ELF feature-model snapshot an evaluation cell learns from}, or {} for a
+    baseline cell or a feature model that records no score (an MTT expert)."""
+    elf = cell.args.get("elf") if isinstance(cell, Cell) else None
+    if not elf:
+        return {}
+    score = outputs[elf["features"].args["trajectory"].key].get("score") or {}
+    return {"feature_acc": score[str(elf["epoch"])]} if str(elf["epoch"]) in score else {}
 
 
 def eval_cell(syn: Cell, test: dict, arch: str, model_seed: int, protocol, elf: dict | None = None) -> Cell:
