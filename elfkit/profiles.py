@@ -102,6 +102,7 @@ class Profile:
     ptm_pool_from: str = "profile"  # 07's CLoM: the profile's full pool, or "06": 06's best option per study
     ptm_cross_methods: tuple[str, ...] = ()   # 07's distillation methods (() = ptm_methods), e.g. ("DM", "MTT")
     ptm_choose_from: str = ""       # 07 from 06: whose 06 arms choose the options ("" = each method its own), e.g. "DM"
+    ptm_cross_feature: str = ""     # 07's ELF feature model, like cross_feature ("" = the profile's feature model)
     # ELF main table (03): its own schedule, so that ELF is tested where the 08 map says a claim can come out either way
     cross_seeds: tuple[int, ...] = ()   # distillation seeds of every 03 set (() = the run's seed only)
     cross_epochs: int = 0               # 03 evaluation epochs (0 = eval_epochs)
@@ -223,7 +224,7 @@ SECTIONS = {
             "ptm_arch_pools", "ptm_epoch_grid", "ptm_sources", "ptm_alpha_rule", "ptm_alpha_scales",
             "ptm_calibration_draws", "ptm_seeds", "ptm_member_windows", "ptm_eval_archs", "ptm_eval_epochs",
             "ptm_eval_models", "ptm_eval_studies", "ptm_plateau_epochs", "ptm_pool_from", "ptm_cross_methods",
-            "ptm_choose_from"),
+            "ptm_choose_from", "ptm_cross_feature"),
     "cross": ("cross_seeds", "cross_epochs", "cross_models", "cross_feature"),
     "regime": ("regime_archs", "regime_features", "regime_epochs", "regime_long_epochs", "regime_long_archs",
                "regime_seeds", "regime_ipc", "regime_models"),

@@ -201,10 +201,14 @@ def test_mtt_alpha_takes_the_share_of_dms_published_setting_and_07_uses_it(tmp_p
         ("MTT", "calibration"), "grad_norm_base"]
     assert abs(mtt_share - dm_share) < 1e-6 * dm_share
     ctx7 = ek.start("07_ptm_cross_arch", "smoke", progress="off", quiet=True,
-                    overrides={**over, "ptm_pool_from": "06", "ptm_cross_methods": ["DM", "MTT"]})
+                    overrides={**over, "ptm_pool_from": "06", "ptm_cross_methods": ["DM", "MTT"],
+                               "ptm_cross_feature": "0:2:2"})
     rows = pd.DataFrame(ptm_cross_arch.run(ctx7).records)
     clom_mtt = rows[(rows["method"] == "MTT") & (rows["distill"] == "CLoM")]
     assert not clom_mtt.empty and abs(clom_mtt["alpha"].iloc[0] - alpha[0]) < 1e-9 * alpha[0]
+    acc = rows.groupby("eval_mode")["feature_acc"]                      # 07's own feature model, its accuracy beside
+    assert acc.count()["elf"] == (rows["eval_mode"] == "elf").sum() and acc.count()["baseline"] == 0
+    assert rows.loc[rows["eval_mode"] == "elf", "feature_acc"].between(0, 1).all()
 
 
 def test_ptm_table_spread_is_over_distillation_seeds_with_models_nested():

@@ -95,6 +95,11 @@ def test_07_keeps_its_own_feature_model_when_03_takes_one_of_08s():
     base, _ = grid.plan_of(ptm_cross_arch, profiles.get("smoke"))
     moved, reads = grid.plan_of(ptm_cross_arch, profiles.get("smoke", cross_feature="0:2:2"))
     assert base.keys() == moved.keys() and "cross_feature" not in reads
+    own, reads = grid.plan_of(ptm_cross_arch, profiles.get("smoke", ptm_cross_feature="0:2:2"))   # 07's own field
+    plan8, _ = grid.plan_of(elf_regime, profiles.get("smoke"))
+    traj = {c.key for c in own.cells() if c.kind == "trajectory" and c.args["recipe"] == "elf_feature"}
+    assert traj and traj <= set(plan8.keys()) and "ptm_cross_feature" in reads
+    assert {lab["feature_epoch"] for lab, c, _ in own.rows if c.args["elf"]} == {2}
     with pytest.raises(ek.ElfkitError, match="repeats a seed"):
         grid.plan_of(cross_arch, profiles.get("smoke", cross_seeds=(0, 0)))
 

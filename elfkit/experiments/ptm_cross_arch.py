@@ -102,21 +102,22 @@ def plan(p, seed: int) -> Plan:
         sets = {"no CLoM": grid.synset_cell(p, d, method, p.ptm_ipc, iterations=p.ptm_iterations),
                 "CLoM": grid.synset_cell(p, d, method, p.ptm_ipc, guidance=g, iterations=p.ptm_iterations)}
         for label, syn in sets.items():
-            grid.baseline_and_elf(p, out, syn, test, p.cross_archs, prot, seed, FIELDS, method=method, ipc=p.ptm_ipc,
-                                  distill=label, pool=pool, **dlab)
+            grid.baseline_and_elf(p, out, syn, test, p.cross_archs, prot, seed, FIELDS, p.ptm_cross_feature,
+                                  method=method, ipc=p.ptm_ipc, distill=label, pool=pool, **dlab)
     return out
 
 
 def assemble(plan: Plan, outputs: dict, ctx, env) -> Output:
-    """The rows, each CLoM row with the α its set was distilled with (a calibrated α resolved from its cells)."""
+    """The rows, each CLoM row with the α its set was distilled with (a calibrated α resolved from its cells) and,
+    with ptm_cross_feature set, each ELF row with its feature model's measured test accuracy."""
     from ..cell_kinds import alpha_of
 
-    records = []
-    for labels, cell, fields in plan.rows:
+    def extra(labels: dict, cell) -> dict:
         g = cell.args["synset"].args.get("guidance")
-        lab = {**labels, **({"alpha": alpha_of(g, env)} if g else {})}
-        records += [{**lab, **{k: r[k] for k in fields if k in r}} for r in outputs[cell.key]["records"]]
-    return Output(records)
+        return {**({"alpha": alpha_of(g, env)} if g else {}),
+                **(grid.feature_acc(cell, outputs) if "feature_epoch" in labels else {})}
+
+    return Output(plan.records(outputs, extra))
 
 
 def run(ctx) -> Output:
