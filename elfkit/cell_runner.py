@@ -122,7 +122,8 @@ def run(experiment: str, profile: str = "cpu", *, dataset: str = "", seed: int =
         return 0
     todo = ordered(todo, order)
     t0 = time.perf_counter()
-    done = executors.serial(todo, env, stop_after_s=hours * 3600)
+    done = executors.serial(todo, env, stop_after_s=hours * 3600,
+                            cost=lambda c: cost(c) if c.kind == "evaluate" else None)
     left = len(todo) - done
     print(f"{slug}: computed {done} cells in {time.perf_counter() - t0:.0f} s; {left} still pending"
           f"{' (rerun to continue)' if left else ''}", flush=True)
@@ -166,8 +167,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--order", default="cheap", choices=ORDERS,
                         help="cheap (default): feeding cells, then evaluations cheapest first; plan: dependency order")
     parser.add_argument("--hours", type=float, default=0.0,
-                        help="start no cell once this many hours have passed since the first one started (the cell "
-                        "in flight finishes, so a slice can run past it by one cell); 0 = until done; rerun to continue")
+                        help="start no cell once this many hours have passed since the first one started, nor an "
+                        "evaluation predicted (from this slice's measured ones) to end past them; the first cell and "
+                        "unpredicted ones may still run over by one cell; 0 = until done; rerun to continue")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     parser.add_argument("--status", action="store_true", dest="status_only",
                         help="only print what is planned, finished and pending; runs nothing")

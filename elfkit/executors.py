@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from . import log
 from .cells import GPU_KINDS, Cell, CellStore, Plan, pending
@@ -70,16 +70,28 @@ def _compute(cell: Cell, env) -> tuple[dict, dict]:
     return out, _provenance(env, time.perf_counter() - t0, started, env.executor)
 
 
-def serial(todo: list[Cell], env, stop_after_s: float = 0.0) -> int:
+def serial(todo: list[Cell], env, stop_after_s: float = 0.0,
+           cost: Callable[[Cell], float | None] | None = None) -> int:
     """Compute `todo` in order in this process, each record written as it finishes; with stop_after_s > 0 no cell
-    starts once that many seconds have passed (a session-sized slice of a long grid). Returns the cells computed."""
+    starts once that many seconds have passed (a session-sized slice of a long grid), nor one that `cost` (relative
+    units; None: unknown) predicts would end past it, at the slowest seconds per unit measured so far in this slice —
+    an evaluation keeps no checkpoint, so one cut off by the session's end is lost whole. Returns the cells computed."""
     env.executor = "serial"
     t0 = time.perf_counter()
+    rate = 0.0                        # the slowest seconds per cost unit of this slice's cells
     with log.Progress(len(todo), "cells", env.progress) as bar:
         for cell in todo:
-            if stop_after_s and time.perf_counter() - t0 >= stop_after_s:
+            spent = time.perf_counter() - t0
+            if stop_after_s and spent >= stop_after_s:
+                break
+            units = cost(cell) if cost else None
+            if stop_after_s and units and rate and spent + rate * units > stop_after_s:
+                print(f"  slice ends: {cell.describe()} would take ~{rate * units / 60:.0f} min, "
+                      f"{(stop_after_s - spent) / 60:.0f} min are left", flush=True)
                 break
             out, prov = _compute(cell, env)
+            if units:
+                rate = max(rate, prov["wall_s"] / units)
             env.store.put(cell, out, prov)
             bar.update(1)
             if env.progress == "rows":

@@ -96,3 +96,33 @@ def test_cells_then_the_notebook_assembles_without_computing(tmp_path, monkeypat
     assert cli.main(["cells", "00", "--profile", "smoke", "--peek", str(tmp_path / "peek.csv")]) == 0
     peek, full = pd.read_csv(tmp_path / "peek.csv"), res.frame()
     assert len(peek) == len(full) and peek["value"].tolist() == pytest.approx(full["value"].tolist())
+
+
+def test_a_slice_starts_no_evaluation_predicted_to_end_past_its_hours(monkeypatch, capsys):
+    """After one measured cell (100 s for 1 unit), a 2-unit cell would end at 300 s > 250 s: the slice stops there;
+    without costs it starts it (elapsed 100 s < 250 s) and runs over, as it does for a cell of unknown cost."""
+    from types import SimpleNamespace
+
+    from elfkit import executors
+    from elfkit.cells import Cell
+
+    now = [0.0]
+
+    def compute(cell, env):
+        now[0] += 100.0 * cell.args["units"]
+        return {}, {"wall_s": 100.0 * cell.args["units"]}
+
+    monkeypatch.setattr(executors.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(executors, "_compute", compute)
+    todo = [Cell("evaluate", {"units": u, "i": i}) for i, u in enumerate((1, 2, 1))]
+
+    def env():
+        now[0] = 0.0
+        return SimpleNamespace(progress="off", store=SimpleNamespace(put=lambda *a: None))
+
+    units = lambda c: c.args["units"]                                         # noqa: E731
+    assert executors.serial(todo, env(), stop_after_s=250, cost=units) == 1
+    assert "would take ~3 min, 2 min are left" in capsys.readouterr().out    # 200 s predicted, 150 s left
+    assert executors.serial(todo, env(), stop_after_s=250) == 2               # starts at 100 s, runs over to 300
+    assert executors.serial(todo, env(), stop_after_s=250, cost=lambda c: None) == 2
+    assert executors.serial(todo, env(), stop_after_s=0, cost=units) == 3    # no slice: everything
