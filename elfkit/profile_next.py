@@ -16,8 +16,22 @@ from __future__ import annotations
 # W128 88.8 % test accuracy), their trajectories shared with 08, 300-epoch evaluation (the first length on the map at
 # which every baseline trains: AlexNet 33-44 % at 50 epochs, 76-78 % at 300), 2 distillation seeds per set with
 # 2 models each (08's DM IPC-10 cells are reused: 43 of 409 cells).
+#
+# cpu, 04_elf_ablations (issue 14 part 2): the ablations where the 08 map says ELF's parts can be told apart — 08's
+# full-data feature models (the epoch-3 snapshot by default; feature_epoch varies it over snapshots 1/2/3 of the same
+# trainings, so those cells are 08's; the untrained snapshot 0 is left out, as it would need trainings of their own),
+# every width's feature model and the distill-side expert on the same data for the same 3 epochs, 300-epoch
+# evaluation (AlexNet trains), 2 distillation seeds (08's DM IPC-10 sets) with 2 models each.
 NEXT: dict[str, dict[str, dict]] = {
     "cpu": {
+        "04_elf_ablations": {
+            "ablation_seeds": (0, 1),
+            "ablation_epochs": 300,
+            "ablation_models": 2,
+            "ablation_feature": "0:3:3",
+            "ablation_feature_epochs": (1, 2, 3),
+            "ablation_distill_epochs": 3,
+        },
         "03_cross_arch": {
             "cross_seeds": (0, 1),
             "cross_epochs": 300,

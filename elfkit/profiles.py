@@ -71,6 +71,12 @@ class Profile:
     ablation_feature_epochs: tuple[int, ...] = (0, 25, 50, 100, 150, 200)   # snapshots of one feature trajectory
     ablation_feature_widths: tuple[int, ...] = (32, 64, 128, 256, 512)      # evaluation ConvNet = feature ConvNet width
     ablation_distill_epochs: int = 50   # feature_source="distill": MTT-expert epochs, final snapshot (release: 50)
+    ablation_seeds: tuple[int, ...] = ()   # distillation seeds of the study set (() = the run's seed only)
+    ablation_epochs: int = 0            # 04 evaluation epochs (0 = eval_epochs)
+    ablation_models: int = 0            # 04 evaluation models per (set, cell) (0 = n_eval_models)
+    ablation_feature: str = ""          # 04's feature models, 'per_class:epochs:snapshot' like cross_feature: the
+    #                                     default snapshot, ablation_feature_epochs of the same (08-shared) trainings,
+    #                                     every width and the distill expert on that data ("" = the elf section's)
     # CLoM / PTM study (06/07, docs/ptm.md)
     ptm_archs: tuple[str, ...] = ("ConvNet", "AlexNet", "VGG11", "ResNet18")  # pools trained on the target (01)
     ptm_model_num: int = 10       # members of the distillation architecture's pool, distinct seeds (precursor: 10)
@@ -218,7 +224,8 @@ SECTIONS = {
     "study": ("study_method", "study_ipc", "study_matrix_archs", "study_matrix_ipc", "study_matrix_overrides",
               "study_axes"),
     "ablation": ("ablation_archs", "ablation_lam_front", "ablation_lam_rear", "ablation_feature_epochs",
-                 "ablation_feature_widths", "ablation_distill_epochs"),
+                 "ablation_feature_widths", "ablation_distill_epochs", "ablation_seeds", "ablation_epochs",
+                 "ablation_models", "ablation_feature"),
     "ptm": ("ptm_archs", "ptm_model_num", "ptm_model_num_others", "ptm_epochs", "ptm_per_class", "ptm_epoch",
             "ptm_ood_source", "ptm_alpha", "ptm_alpha_methods", "ptm_batch", "ptm_methods", "ptm_ipc", "ptm_iterations", "ptm_model_nums",
             "ptm_arch_pools", "ptm_epoch_grid", "ptm_sources", "ptm_alpha_rule", "ptm_alpha_scales",

@@ -150,8 +150,10 @@ def sweep_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def ablation_table(df: pd.DataFrame) -> pd.DataFrame:
     """04: rows (ablation, variant), columns the ablation's evaluation model; cells 'ELF mean ± std (Δ vs the
-    baseline of the same evaluation model)' in %, '… (baseline)' for the `task` rows, 'n/a' where ELF cannot run."""
-    s = mean_std(df, ["ablation", "variant", "ablation_arch", "eval_arch", "eval_mode"])
+    baseline of the same evaluation model)' in %, '… (baseline)' for the `task` rows, 'n/a' where ELF cannot run.
+    With several distillation sets (distill_seed) the spread is over sets, models nested inside."""
+    by = ["ablation", "variant", "ablation_arch", "eval_arch", "eval_mode"]
+    s = nested_mean_std(df, by, ["distill_seed"]) if "distill_seed" in df else mean_std(df, by)
     base = s[s["eval_mode"] == "baseline"].groupby("eval_arch")["mean"].first()
     cells = {}
     for r in s.itertuples():   # ELF rows after baseline rows: a width cell shows ELF with Δ vs its own baseline
@@ -327,6 +329,7 @@ def paired_gains(df: pd.DataFrame, by: list[str], pair_on: list[str]) -> pd.Data
     acc["distill_seed"] = acc["distill_seed"].fillna(-1)
     key = [*pair_on, "distill_seed", "model_seed"]
     base = acc[acc["eval_mode"] == "baseline"].set_index(key)["value"]
+    base = base[~base.index.duplicated()]     # one model under several rows' labels (04: one baseline per arch)
     elf = acc[acc["eval_mode"] == "elf"].copy()
     elf["baseline"] = base.reindex(pd.MultiIndex.from_frame(elf[key])).to_numpy()
     elf["gain"] = (elf["value"] - elf["baseline"]) * 100
@@ -347,6 +350,12 @@ def elf_gains(df: pd.DataFrame) -> pd.DataFrame:
     """03: the ELF gain per (method, IPC, architecture), paired, mean ± std over distillation seeds (cross_seeds),
     called only beyond that spread; a table from one distilled set per method calls nothing."""
     return paired_gains(df, ["method", "ipc", "eval_arch"], ["method", "ipc", "eval_arch"])
+
+
+def ablation_gains(df: pd.DataFrame) -> pd.DataFrame:
+    """04: each ablation cell's ELF gain over the baseline of its evaluation model (paired_gains), called only beyond
+    its spread over distillation sets (ablation_seeds; one set calls nothing)."""
+    return paired_gains(df, ["ablation", "variant", "ablation_arch", "eval_arch"], ["eval_arch"])
 
 
 def regime_gain(df: pd.DataFrame) -> pd.DataFrame:

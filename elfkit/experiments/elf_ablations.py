@@ -29,6 +29,11 @@ class Variant:
     on_augmented: bool = False    # features of the augmented batch (flagged deviation, decision D2) instead of stored ones
 
 
+def default_epoch(p) -> int:
+    """The snapshot every row but feature_epoch's reads: ablation_feature's, else the elf section's."""
+    return grid.feature_spec(p.ablation_feature)[2] if p.ablation_feature else p.feature_epoch
+
+
 def ablation_grid(p) -> list[tuple[str, str, str, Variant]]:
     """(ablation, variant label, ablation arch, Variant) for every cell of the profile's ablations, in table order.
     Feature width: the evaluation ConvNet has the feature model's width, since a split takes only features of its
@@ -37,7 +42,7 @@ def ablation_grid(p) -> list[tuple[str, str, str, Variant]]:
 
     cells = []
     for arch in p.ablation_archs:
-        d = Variant(arch, p.feature_epoch)
+        d = Variant(arch, default_epoch(p))
         cells += [("loss_mode", m, arch, replace(d, mode=m)) for m in elf.LOSS_MODES]
         cells += [("feature_loss", k, arch, replace(d, kind=k)) for k in elf.FEATURE_LOSSES]
         cells += [("lam_front", f"{v:g}", arch, replace(d, lam_front=v)) for v in p.ablation_lam_front]
@@ -47,7 +52,7 @@ def ablation_grid(p) -> list[tuple[str, str, str, Variant]]:
         distill = replace(d, source="distill", feature_epoch=p.ablation_distill_epochs)
         cells += [("feature_source", "wide", arch, d), ("feature_source", "distill", arch, distill)]
     for w in p.ablation_feature_widths:
-        d = Variant(f"ConvNetW{w}", p.feature_epoch)
+        d = Variant(f"ConvNetW{w}", default_epoch(p))
         cells += [("feature_width", f"W{w}", "ConvNetW*", replace(d, mode="task")),
                   ("feature_width", f"W{w}", "ConvNetW*", d)]
     return cells
@@ -63,11 +68,21 @@ def feature_model_name(v: Variant, c: int, hw, distill_arch: str) -> str:
 
 def elf_of(p, seed: int, v: Variant) -> dict:
     """The ELF arguments of a variant: the default snapshot reads 03's feature model; other snapshots come from ONE
-    trajectory that keeps every epoch of the grid; `distill` reads the distillation ConvNet trained as an expert."""
+    trajectory that keeps every epoch of the grid; `distill` reads the distillation ConvNet trained as an expert.
+    With ablation_feature every wide variant reads that spec's training (08's, shared) and `distill` trains on its data."""
+    args = dict(mode=v.mode, kind=v.kind, lam_front=v.lam_front, lam_rear=v.lam_rear, on_augmented=v.on_augmented,
+                source=v.source, epoch=v.feature_epoch)
+    if p.ablation_feature:
+        spec = grid.feature_spec(p.ablation_feature)
+        if v.source == "distill":
+            traj = grid.feature_cell(p, seed, v.eval_arch, source="distill", epoch=v.feature_epoch, per_class=spec[0])
+        else:
+            traj = grid.spec_features(p, seed, v.eval_arch, (*spec[:2], v.feature_epoch),
+                                      extra=tuple(p.ablation_feature_epochs))
+        return grid.elf_args(p, seed, v.eval_arch, features=traj, **args)
     wide_default = v.source == "wide" and v.feature_epoch == p.feature_epoch
     snaps = () if wide_default or v.source == "distill" else tuple(p.ablation_feature_epochs)
-    return grid.elf_args(p, seed, v.eval_arch, mode=v.mode, kind=v.kind, lam_front=v.lam_front, lam_rear=v.lam_rear,
-                         on_augmented=v.on_augmented, source=v.source, epoch=v.feature_epoch, snapshots=snaps)
+    return grid.elf_args(p, seed, v.eval_arch, snapshots=snaps, **args)
 
 
 def labels(ablation, label, group, v: Variant, p, c: int, hw, available: bool) -> dict:
@@ -85,37 +100,67 @@ def labels(ablation, label, group, v: Variant, p, c: int, hw, available: bool) -
     return rec
 
 
-def plan(p, seed: int) -> Plan:
-    """Every cell of the grid. Variants that train identical models (one network under study.canonical's name; a
-    baseline ignores every feature knob) build identical cells, so they are evaluated once and the rows keep their
-    own labels; a variant whose split no feature model fits gets an 'elf_unavailable' row."""
-    from types import SimpleNamespace
-
-    from .. import elf
+def protocol(p):
+    """04's evaluation: the standard protocol, ablation_epochs long with ablation_models models where they are set."""
     from ..protocol import EvalProtocol
 
+    changes = {k: v for k, v in (("epochs", p.ablation_epochs), ("n_models", p.ablation_models)) if v}
+    return EvalProtocol.of(p, **changes)
+
+
+def check(p) -> None:
+    """The snapshots the feature_epoch rows read must exist in ablation_feature's training."""
+    from ..errors import ElfkitError
+
+    if p.ablation_feature:
+        epochs = grid.feature_spec(p.ablation_feature)[1]
+        if not set(p.ablation_feature_epochs) <= set(range(epochs + 1)):
+            raise ElfkitError(f"ablation_feature_epochs {p.ablation_feature_epochs} must lie in 0..{epochs}, the "
+                              f"epochs of ablation_feature {p.ablation_feature!r}")
+    if len(set(p.ablation_seeds)) != len(p.ablation_seeds):
+        raise ElfkitError(f"ablation_seeds {p.ablation_seeds} repeats a seed: each distillation seed gives one set")
+
+
+def plan(p, seed: int) -> Plan:
+    """Every cell of the grid, per distillation seed (ablation_seeds; () = the run's seed). Variants that train
+    identical models (one network under study.canonical's name; a baseline ignores every feature knob) build
+    identical cells, so they are evaluated once and the rows keep their own labels; a variant whose split no feature
+    model fits gets an 'elf_unavailable' row."""
+    from types import SimpleNamespace
+
+    from .. import elf, study
+
+    check(p)
     c, hw = grid.spec_of(p.dataset)
     shape = SimpleNamespace(spec=SimpleNamespace(channel=c, im_size=hw))
-    prot = EvalProtocol.of(p)
+    prot = protocol(p)
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)
-    syn = grid.synset_cell(p, seed, p.study_method, p.study_ipc)
-    from .. import study
-
-    for ablation, label, group, v in ablation_grid(p):
-        why = "" if v.mode == "task" else elf.unavailable(v.eval_arch, shape, v.source, p.distill_arch)
-        lab = labels(ablation, label, group, v, p, c, hw, not why)
-        if why:
-            out.literal([{"metric": "elf_unavailable", "reason": why}], **lab)
-            continue
-        u = replace(v, eval_arch=study.canonical(v.eval_arch, c, hw))   # equal keys -> the same cells
-        grid.evaluations(out, syn, test, [u.eval_arch], prot, seed, fields=FIELDS, **lab,
-                         elf=None if u.mode == "task" else (lambda _a, u=u: elf_of(p, seed, u)))
+    for d in p.ablation_seeds or (seed,):
+        syn = grid.synset_cell(p, d, p.study_method, p.study_ipc)
+        unit = {"distill_seed": d} if p.ablation_seeds else {}
+        for ablation, label, group, v in ablation_grid(p):
+            why = "" if v.mode == "task" else elf.unavailable(v.eval_arch, shape, v.source, p.distill_arch)
+            lab = {**labels(ablation, label, group, v, p, c, hw, not why), **unit}
+            if why:
+                out.literal([{"metric": "elf_unavailable", "reason": why}], **lab)
+                continue
+            u = replace(v, eval_arch=study.canonical(v.eval_arch, c, hw))   # equal keys -> the same cells
+            grid.evaluations(out, syn, test, [u.eval_arch], prot, seed, fields=FIELDS, **lab,
+                             elf=None if u.mode == "task" else (lambda _a, u=u: elf_of(p, seed, u)))
     return out
 
 
 FIELDS = ("model_seed", "metric", "value", "reason")
 
 
+def assemble(plan: Plan, outputs: dict, ctx, env) -> Output:
+    """The table's rows; with ablation_feature set, ELF rows also carry their feature model's measured test accuracy
+    (the committed records of the elf section's feature models keep their columns)."""
+    if not ctx.profile.ablation_feature:
+        return Output(plan.records(outputs))
+    return Output(plan.records(outputs, lambda labels, cell: grid.feature_acc(cell, outputs)))
+
+
 def run(ctx) -> Output:
-    return grid.run(ctx, plan)
+    return grid.run(ctx, plan, assemble)

@@ -178,12 +178,14 @@ def regime_specs(p) -> list[tuple[int, int, int]]:
     return [feature_spec(s) for s in p.regime_features]
 
 
-def spec_features(p, seed: int, arch: str, spec: tuple[int, int, int]) -> Cell:
+def spec_features(p, seed: int, arch: str, spec: tuple[int, int, int], extra: tuple = ()) -> Cell:
     """The trajectory cell of a feature spec: one training per (per_class, epochs) that keeps every snapshot the 08
-    map lists for it, so 08 and the tables that take one of its feature models (cross_feature) share its cells."""
+    map lists for it, so 08 and the tables that take one of its feature models (cross_feature) share its cells.
+    `extra` snapshots are kept too; one that 08 does not list makes it a training of its own."""
     per_class, epochs, epoch = spec
     shared = tuple(e for pc, ep, e in regime_specs(p) if (pc, ep) == (per_class, epochs))
-    return feature_cell(p, seed, arch, epoch=epoch, snapshots=shared, per_class=per_class, epochs=epochs)
+    return feature_cell(p, seed, arch, epoch=epoch, snapshots=shared + tuple(extra), per_class=per_class,
+                        epochs=epochs)
 
 
 def cross_elf(p, seed: int, feature: str = "") -> tuple[Callable, dict]:

@@ -1,0 +1,89 @@
+"""04's redo (issue 14 part 2): its own schedule (distillation seeds, epochs, models), 08's full-data feature models
+with their trajectory cells shared, and a paired gain table that calls a difference only beyond the spread over
+distillation seeds."""
+import pandas as pd
+import pytest
+
+import elfkit as ek
+from elfkit import profile_next, profiles
+from elfkit.experiments import elf_ablations as ab, elf_regime, grid
+
+REDO = {"ablation_seeds": (3, 4), "ablation_epochs": 3, "ablation_models": 1, "ablation_feature": "0:2:2",
+        "ablation_feature_epochs": (1, 2), "ablation_distill_epochs": 2}   # smoke regime_features: 8:1:1, 0:2:1, 0:2:2
+
+
+def test_the_redo_schedule_sets_seeds_epochs_models_and_08s_feature_models():
+    p = profiles.get("smoke", **REDO)
+    plan, reads = grid.plan_of(ab, p)
+    plan8, _ = grid.plan_of(elf_regime, profiles.get("smoke"))
+    assert {c.args["seed"] for c in plan.cells() if c.kind == "synset"} == {3, 4}
+    ev = [c for c in plan.cells() if c.kind == "evaluate"]
+    assert {c.args["protocol"]["epochs"] for c in ev} == {3} and {c.args["model_seed"] for c in ev} == {0}
+    assert {lab["distill_seed"] for lab, _, _ in plan.rows} == {3, 4}
+    wide = [c.args["elf"]["features"].args["trajectory"] for c in ev
+            if c.args["elf"] and c.args["elf"]["features"].args["trajectory"].args["recipe"] == "elf_feature"]
+    assert {t.args["epochs"] for t in wide} == {2} and {t.args["data"]["train_per_class"] for t in wide} == {0}
+    convnet = {c.args["elf"]["features"].args["trajectory"].key for lab, c, _ in plan.rows
+               if lab["ablation_arch"] == "ConvNet" and c.args["elf"] and lab["feature_source"] == "wide"}
+    assert len(convnet) == 1 and convnet <= set(plan8.keys())      # every ConvNet snapshot: 08's one training
+    epochs = {lab["variant"]: c.args["elf"]["epoch"] for lab, c, _ in plan.rows
+              if lab["ablation"] == "feature_epoch" and c.args["elf"]}
+    assert epochs == {"1": 1, "2": 2}
+    assert {lab["feature_epoch"] for lab, c, _ in plan.rows if lab["ablation"] == "loss_mode" and c.args["elf"]} == {2}
+    distill = {c.args["elf"]["features"].args["trajectory"] for c in ev if c.args["elf"]
+               and c.args["elf"]["features"].args["trajectory"].args["recipe"] == "mtt_expert"}
+    assert distill and all(t.args["data"]["train_per_class"] == 0 and t.args["epochs"] == 2 for t in distill)
+    assert {"ablation_seeds", "ablation_epochs", "ablation_models", "ablation_feature"} <= set(reads)
+    plain, _ = grid.plan_of(ab, profiles.get("smoke"))              # the committed records' shape, as before
+    assert all("distill_seed" not in lab for lab, _, _ in plain.rows)
+    assert not {c.key for c in plain.cells() if c.kind == "trajectory"} & set(plan8.keys())
+
+
+def test_the_redo_refuses_snapshots_its_training_lacks_and_repeated_seeds():
+    with pytest.raises(ek.ElfkitError, match=r"must lie in 0\.\.2"):
+        grid.plan_of(ab, profiles.get("smoke", **{**REDO, "ablation_feature_epochs": (1, 5)}))
+    with pytest.raises(ek.ElfkitError, match="repeats a seed"):
+        grid.plan_of(ab, profiles.get("smoke", **{**REDO, "ablation_seeds": (3, 3)}))
+
+
+def test_the_cpu_redo_reuses_08s_cells_and_evaluates_300_epochs():
+    p = profiles.override(profiles.get("cpu"), **profile_next.overrides_for("cpu", "04_elf_ablations"))
+    plan4, _ = grid.plan_of(ab, p)
+    plan8, _ = grid.plan_of(elf_regime, profiles.get("cpu"))
+    ev = [c for c in plan4.cells() if c.kind == "evaluate"]
+    assert {c.args["protocol"]["epochs"] for c in ev} == {300}
+    snaps = {lab["variant"]: c.key for lab, c, _ in plan4.rows if lab["ablation"] == "feature_epoch"}
+    assert set(snaps) == {"1", "2", "3"}
+    shared = {c.key for c in ev} & set(plan8.keys())
+    rows = [(lab, c) for lab, c, _ in plan4.rows if lab["ablation"] in ("feature_epoch", "loss_mode")
+            and lab.get("variant") in ("1", "2", "3", "task")]
+    assert rows and all(c.key in shared for _, c in rows)         # baselines and snapshot cells: 08's
+
+
+def test_ablation_gains_pair_each_cell_with_its_architectures_baseline():
+    rows = []
+    for d, shift in ((0, 0.02), (1, 0.04)):
+        for m in (0, 1):
+            lab = {"ablation_arch": "AlexNet", "eval_arch": "AlexNet", "distill_seed": d, "model_seed": m,
+                   "metric": "test_acc"}
+            rows.append({**lab, "ablation": "loss_mode", "variant": "task", "eval_mode": "baseline", "value": 0.5})
+            rows.append({**lab, "ablation": "lam_rear", "variant": "10", "eval_mode": "elf", "value": 0.5 + shift})
+            rows.append({**lab, "ablation": "lam_rear", "variant": "0.1", "eval_mode": "elf",
+                         "value": 0.5 - shift + 0.03})
+    t = ek.tables.ablation_gains(pd.DataFrame(rows)).set_index("variant")
+    assert t.loc["10", "gain"] == pytest.approx(3.0) and t.loc["10", "gain std"] == pytest.approx(1.0)
+    assert t.loc["10", "called"] == "ELF helps" and t.loc["0.1", "called"] == "within"   # +0.0 ± 1.0
+    nested = ek.tables.ablation_table(pd.DataFrame(rows))
+    assert nested.loc[("lam_rear", "10"), "AlexNet"].startswith("53.0 ± 1.0")            # spread over the 2 sets
+
+
+def test_the_redo_smoke_run_records_feature_accuracy_per_elf_row():
+    ctx = ek.start("04_elf_ablations", "smoke", progress="off", quiet=True, overrides=REDO)
+    df = ek.results.cached(ctx, ab.run, recompute=True).frame()
+    acc = df[df["metric"] == "test_acc"]
+    assert set(acc["distill_seed"]) == {3, 4}
+    wide = acc[(acc["eval_mode"] == "elf") & (acc["feature_source"] == "wide")]
+    assert len(wide) and wide["feature_acc"].between(0, 1).all()
+    assert acc[acc["eval_mode"] == "baseline"]["feature_acc"].isna().all()
+    gains = ek.tables.ablation_gains(df)
+    assert (gains["sets"] == 2).all() and set(gains["ablation"]) == set(ab.ABLATIONS)
