@@ -290,13 +290,14 @@ def sweep_panels(df: pd.DataFrame, title: str = ""):
 
 def ablation_panels(df: pd.DataFrame, ablations, title: str = ""):
     """04: one panel per ablation (width by its number of variants), bars of mean ± std test accuracy per variant
-    and evaluation model (colour); hatched bars are baselines; the dotted line is that model's baseline."""
+    and evaluation model (colour), over sets when there are several (the table's spread); hatched bars are
+    baselines; the dotted line is that model's baseline."""
     import seaborn as sns
     from matplotlib.patches import Patch
 
-    from .tables import mean_std
+    from .tables import spread
 
-    s = mean_std(df, ["ablation", "variant", "ablation_arch", "eval_arch", "eval_mode"])
+    s = spread(df, ["ablation", "variant", "ablation_arch", "eval_arch", "eval_mode"])   # the table's spread
     s = s[s["ablation"].isin(ablations)]
     groups = list(dict.fromkeys(s["ablation_arch"]))
     colors = dict(zip(groups, sns.color_palette("deep", len(groups))))

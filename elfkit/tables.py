@@ -151,9 +151,9 @@ def sweep_table(df: pd.DataFrame) -> pd.DataFrame:
 def ablation_table(df: pd.DataFrame) -> pd.DataFrame:
     """04: rows (ablation, variant), columns the ablation's evaluation model; cells 'ELF mean ± std (Δ vs the
     baseline of the same evaluation model)' in %, '… (baseline)' for the `task` rows, 'n/a' where ELF cannot run.
-    With several distillation sets (distill_seed) the spread is over sets, models nested inside."""
+    With several distillation sets (distill_seed) the spread is over sets, models nested inside (spread)."""
     by = ["ablation", "variant", "ablation_arch", "eval_arch", "eval_mode"]
-    s = nested_mean_std(df, by, ["distill_seed"]) if "distill_seed" in df else mean_std(df, by)
+    s = spread(df, by)
     base = s[s["eval_mode"] == "baseline"].groupby("eval_arch")["mean"].first()
     cells = {}
     for r in s.itertuples():   # ELF rows after baseline rows: a width cell shows ELF with Δ vs its own baseline
@@ -329,7 +329,10 @@ def paired_gains(df: pd.DataFrame, by: list[str], pair_on: list[str]) -> pd.Data
     acc["distill_seed"] = acc["distill_seed"].fillna(-1)
     key = [*pair_on, "distill_seed", "model_seed"]
     base = acc[acc["eval_mode"] == "baseline"].set_index(key)["value"]
-    base = base[~base.index.duplicated()]     # one model under several rows' labels (04: one baseline per arch)
+    dup = base.index.duplicated()   # one model under several rows' labels (04: one baseline per arch)
+    if dup.any() and base.groupby(level=list(range(base.index.nlevels))).nunique().gt(1).any():
+        raise ValueError(f"baselines disagree for one {key} key: records of two different runs mixed?")
+    base = base[~dup]
     elf = acc[acc["eval_mode"] == "elf"].copy()
     elf["baseline"] = base.reindex(pd.MultiIndex.from_frame(elf[key])).to_numpy()
     elf["gain"] = (elf["value"] - elf["baseline"]) * 100

@@ -9,7 +9,7 @@ from elfkit import profile_next, profiles
 from elfkit.experiments import elf_ablations as ab, elf_regime, grid
 
 REDO = {"ablation_seeds": (3, 4), "ablation_epochs": 3, "ablation_models": 1, "ablation_feature": "0:2:2",
-        "ablation_feature_epochs": (1, 2), "ablation_distill_epochs": 2}   # smoke regime_features: 8:1:1, 0:2:1, 0:2:2
+        "ablation_feature_epochs": (1, 2), "ablation_distill_epochs": 1}   # smoke regime_features: 8:1:1, 0:2:1, 0:2:2
 
 
 def test_the_redo_schedule_sets_seeds_epochs_models_and_08s_feature_models():
@@ -32,7 +32,10 @@ def test_the_redo_schedule_sets_seeds_epochs_models_and_08s_feature_models():
     assert {lab["feature_epoch"] for lab, c, _ in plan.rows if lab["ablation"] == "loss_mode" and c.args["elf"]} == {2}
     distill = {c.args["elf"]["features"].args["trajectory"] for c in ev if c.args["elf"]
                and c.args["elf"]["features"].args["trajectory"].args["recipe"] == "mtt_expert"}
-    assert distill and all(t.args["data"]["train_per_class"] == 0 and t.args["epochs"] == 2 for t in distill)
+    assert distill and all(t.args["data"]["train_per_class"] == 0 and t.args["epochs"] == 1 for t in distill)
+    trained = {(lab["feature_source"], lab["feature_per_class"], lab["feature_train_epochs"]) for lab, c, _ in plan.rows
+               if lab["eval_mode"] == "elf" and "feature_model" in lab}
+    assert trained == {("wide", 0, 2), ("distill", 0, 1)}          # each row names the training it read
     assert {"ablation_seeds", "ablation_epochs", "ablation_models", "ablation_feature"} <= set(reads)
     plain, _ = grid.plan_of(ab, profiles.get("smoke"))              # the committed records' shape, as before
     assert all("distill_seed" not in lab for lab, _, _ in plain.rows)
@@ -67,6 +70,8 @@ def test_ablation_gains_pair_each_cell_with_its_architectures_baseline():
             lab = {"ablation_arch": "AlexNet", "eval_arch": "AlexNet", "distill_seed": d, "model_seed": m,
                    "metric": "test_acc"}
             rows.append({**lab, "ablation": "loss_mode", "variant": "task", "eval_mode": "baseline", "value": 0.5})
+            rows.append({**lab, "ablation": "feature_width", "variant": "W32", "eval_mode": "baseline",
+                         "value": 0.5})                          # the same model under a second row's labels
             rows.append({**lab, "ablation": "lam_rear", "variant": "10", "eval_mode": "elf", "value": 0.5 + shift})
             rows.append({**lab, "ablation": "lam_rear", "variant": "0.1", "eval_mode": "elf",
                          "value": 0.5 - shift + 0.03})
@@ -75,6 +80,13 @@ def test_ablation_gains_pair_each_cell_with_its_architectures_baseline():
     assert t.loc["10", "called"] == "ELF helps" and t.loc["0.1", "called"] == "within"   # +0.0 ± 1.0
     nested = ek.tables.ablation_table(pd.DataFrame(rows))
     assert nested.loc[("lam_rear", "10"), "AlexNet"].startswith("53.0 ± 1.0")            # spread over the 2 sets
+    one = [dict(r, value=0.54) if r["variant"] == "10" and r["model_seed"] == 1 else r
+           for r in rows if r["distill_seed"] == 0]
+    one_set = ek.tables.ablation_table(pd.DataFrame(one))
+    assert one_set.loc[("lam_rear", "10"), "AlexNet"].startswith("53.0 ± 1.0")           # one set: over models
+    mixed = [dict(r, value=0.6) if r["variant"] == "W32" and r["model_seed"] == 1 else r for r in rows]
+    with pytest.raises(ValueError, match="baselines disagree"):
+        ek.tables.ablation_gains(pd.DataFrame(mixed))
 
 
 def test_the_redo_smoke_run_records_feature_accuracy_per_elf_row():

@@ -97,6 +97,10 @@ def labels(ablation, label, group, v: Variant, p, c: int, hw, available: bool) -
         if available:
             rec.update(feature_model=feature_model_name(v, c, hw, p.distill_arch),
                        feature_width=models.feature_shape(v.eval_arch, c, hw)[0])
+        if available and p.ablation_feature:   # which training the row read, as 03/08 rows say it
+            per_class, epochs, _ = grid.feature_spec(p.ablation_feature)
+            rec.update(feature_per_class=per_class,
+                       feature_train_epochs=p.ablation_distill_epochs if v.source == "distill" else epochs)
     return rec
 
 

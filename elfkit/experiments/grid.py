@@ -211,7 +211,7 @@ def baseline_and_elf(p, plan: Plan, syn: Cell, test: dict, archs, protocol, seed
 
 def feature_acc(cell: Cell, outputs: dict) -> dict:
     """{'feature_acc': test accuracy of the ELF feature-model snapshot an evaluation cell learns from}, or {} for a
-    baseline cell or a feature model that records no score (an MTT expert)."""
+    baseline cell or a trajectory that records no score at that snapshot."""
     elf = cell.args.get("elf") if isinstance(cell, Cell) else None
     if not elf:
         return {}
