@@ -13,7 +13,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {"clom", "data", "distill", "elf", "evaluate", "experiments", "experts", "models", "plotting",
-               "profiles", "ptm", "results", "synset", "tables"}
+               "profiles", "ptm", "ptm_tables", "results", "synset", "tables"}
 # public name -> (submodule, attribute)
 _NAMES = {"start": ("context", "start"), "ElfkitError": ("errors", "ElfkitError"),
           "evaluate_synset": ("evaluate", "evaluate_synset"), "random_real": ("evaluate", "random_real"),

@@ -26,10 +26,10 @@ def ptm_curves(df: pd.DataFrame, title: str = "Pre-trained models (CLoM pools): 
 
 
 def ptm_options(df: pd.DataFrame, title: str = "CLoM options: gain over the same distillation without CLoM"):
-    """06: one panel per study, each option's paired gain over no CLoM in points (tables.paired_deltas), one colour
+    """06: one panel per study, each option's paired gain over no CLoM in points (ptm_tables.paired_deltas), one colour
     per evaluation architecture; error bars are the spread over distillation seeds (with one distilled set: over
     evaluation models, which says nothing about distillation). E4's ticks carry the PTM's own test accuracy."""
-    from .tables import paired_deltas
+    from .ptm_tables import paired_deltas
 
     seeds = "distill_seed" in df and df["distill_seed"].notna().any()
     s = paired_deltas(df, "distill_seed" if seeds else "model_seed")

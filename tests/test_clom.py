@@ -218,7 +218,7 @@ def test_ptm_table_spread_is_over_distillation_seeds_with_models_nested():
              "model_seed": m, "metric": "test_acc", "value": v}
             for o, base in (("no CLoM", 0.70), ("target_ce", 0.72)) for d, shift in ((0, 0.0), (1, 0.02))
             for m, noise in ((0, -0.01), (1, 0.01)) for v in [base + shift + noise]]
-    t = ek.tables.ptm_options(pd.DataFrame(rows))
+    t = ek.ptm_tables.ptm_options(pd.DataFrame(rows))
     assert t.loc[("DM", "source", "target_ce"), "accuracy (%)"] == "73.0 ± 1.0"   # per-set means 72, 74
     assert t.loc[("DM", "source", "target_ce"), "n"] == 2 and t.loc[("DM", "source", "target_ce"), "Δ vs no CLoM"] == "+2.0"
 

@@ -64,7 +64,7 @@ def test_e4_records_carry_its_ptms_accuracy_curve():
     df = pd.DataFrame(ptm_options.assemble(plan, outputs, None, None).records)
     ptm = df[df["metric"] == "ptm_test_acc"]
     assert sorted(ptm["epoch"]) == [1, 2, 3, 4] and set(ptm["study"]) == {"ptm_epoch"}
-    t = ek.tables.ptm_plateau(df, window=1, tolerance=0.5)
+    t = ek.ptm_tables.ptm_plateau(df, window=1, tolerance=0.5)
     assert t.loc[0, "plateau epoch"] == 3 and t.loc[0, "@1 %"] == 50.0 and t.loc[0, "@4 %"] == 80.1
 
 
@@ -77,13 +77,13 @@ def test_contrasts_are_paired_by_distillation_seed_and_called_only_beyond_their_
                     rows.append({"method": "DM", "study": "initialisations", "option": option, "eval_arch": "ConvNet",
                                  "distill_seed": seed, "member_window": w, "model_seed": m, "metric": "test_acc",
                                  "value": 0.7 + shift + gain + (window_gain if w else -window_gain)})
-    t = ek.tables.ptm_contrasts(pd.DataFrame(rows))
+    t = ek.ptm_tables.ptm_contrasts(pd.DataFrame(rows))
     vs_none = t.loc[("DM", "initialisations", "3", "ConvNet", "no CLoM")]
     assert vs_none["Δ (points)"] == "1.2 ± 0.0" and vs_none["called"] == "higher" and vs_none["seeds"] == 3
     vs_one = t.loc[("DM", "initialisations", "3", "ConvNet", "1")]
     assert vs_one["Δ (points)"] == "0.2 ± 0.0" and vs_one["called"] == "higher"
     # the unpaired spread (4 points between seeds) would have hidden both; one seed is never called
-    one = ek.tables.ptm_contrasts(pd.DataFrame([r for r in rows if r["distill_seed"] == 0]))
+    one = ek.ptm_tables.ptm_contrasts(pd.DataFrame([r for r in rows if r["distill_seed"] == 0]))
     assert set(one["called"]) == {"within"}
 
 
@@ -121,7 +121,7 @@ def test_07_distils_every_arm_from_each_distillation_seed_and_pairs_its_gains():
             for s in (0, 1, 2) for m in (0, 1)
             for dist, mode, gain in (("no CLoM", "baseline", 0.0), ("CLoM", "baseline", 0.01),
                                      ("no CLoM", "elf", -0.02 + 0.01 * s), ("CLoM", "elf", 0.0))]
-    t = ek.tables.ptm_cross_gains(pd.DataFrame(rows))
+    t = ek.ptm_tables.ptm_cross_gains(pd.DataFrame(rows))
     assert t.loc[("DM", "VGG11", "CLoM"), "gain (points)"] == "1.0 ± 0.0"
     assert t.loc[("DM", "VGG11", "CLoM"), "called"] == "higher"
     assert t.loc[("DM", "VGG11", "ELF"), "called"] == "lower"             # -2, -1, 0: mean -1.0 > std 0.8
@@ -169,9 +169,9 @@ def test_plateau_is_the_first_epoch_of_the_first_window_near_the_best():
              "study": "ptm_epoch", "option": "PTM"} for e, v in acc.items()]
     rows += [{"method": "DM", "study": "ptm_epoch", "option": o, "metric": "test_acc", "value": 0.8}
              for o in ("no CLoM", "1", "40")]
-    t = ek.tables.ptm_plateau(pd.DataFrame(rows))
+    t = ek.ptm_tables.ptm_plateau(pd.DataFrame(rows))
     assert t.loc[0, "plateau epoch"] == 19 and t.loc[0, "@1 %"] == 71.0 and t.loc[0, "@40 %"] == 90.0
-    short = ek.tables.ptm_plateau(pd.DataFrame([r for r in rows if r.get("epoch", 0) <= 3 or "epoch" not in r]))
+    short = ek.ptm_tables.ptm_plateau(pd.DataFrame([r for r in rows if r.get("epoch", 0) <= 3 or "epoch" not in r]))
     assert short.loc[0, "epochs trained"] == 3 and short.loc[0, "plateau epoch"] == 3
 
 
@@ -182,7 +182,7 @@ def test_each_study_is_compared_with_its_own_reference_option():
             for st, opts in (("ptm_epoch", {"no CLoM": 0.70, "60": 0.72, "1": 0.69, "10": 0.73}),
                              ("alpha", {"no CLoM": 0.70, "x0.1": 0.71, "x1": 0.72, "x10": 0.60}))
             for o, v in opts.items() for s in (0, 1)]
-    t = ek.tables.ptm_contrasts(pd.DataFrame(rows)).reset_index()
+    t = ek.ptm_tables.ptm_contrasts(pd.DataFrame(rows)).reset_index()
     against = t[t["against"] != "no CLoM"].groupby("study")["against"].unique()
     assert list(against["ptm_epoch"]) == ["60"] and list(against["alpha"]) == ["x1"]
     e4 = t[(t["study"] == "ptm_epoch") & (t["against"] == "60")].set_index("option")["Δ (points)"]
