@@ -1,4 +1,4 @@
-"""`elfkit cells`: compute one experiment's pending cells and stop, without assembling its records — how a grid
+"""`elfkit cells`: compute one or several experiments' pending cells and stop, without assembling records — how a grid
 longer than a session is run: each finished cell's record is written as it finishes, a rerun continues where the last
 one stopped, `--hours` ends a slice cleanly, and `--next` computes the values pending in profile_next before the
 profile takes them. The notebook (recompute=True) then assembles the records from the finished cells in seconds."""
@@ -52,6 +52,29 @@ def cost(cell) -> float:
                                                                                   tuple(spec.im_size))
 
 
+# training images per class of a whole training set ("train_per_class": 0), where a trajectory's cost needs it
+FULL_PER_CLASS = {"fashion_mnist": 6000, "mnist": 6000, "cifar10": 5000, "cifar100": 500}
+
+
+def training_cost(cell) -> float | None:
+    """A trajectory cell's relative cost, in the evaluation's units: epochs × training images × forward FLOPs per
+    image (None where the training set's size is not known here)."""
+    a = cell.args
+    name = a["data"]["dataset"].removesuffix("+zca")
+    from .data import canonical
+
+    per_class = a["data"]["train_per_class"] or FULL_PER_CLASS.get(canonical(name))
+    if not per_class:
+        return None
+    spec = _spec(name)
+    return a["epochs"] * per_class * spec.num_classes * forward_flops(a["arch"], spec.channel, tuple(spec.im_size))
+
+
+def units(cell) -> float | None:
+    """What a slice predicts a cell's time from: evaluations and trajectories (each kind at its own measured rate)."""
+    return cost(cell) if cell.kind == "evaluate" else training_cost(cell) if cell.kind == "trajectory" else None
+
+
 def _spec(dataset: str):
     from .data import SPECS, canonical
 
@@ -87,13 +110,10 @@ def describe(todo: list) -> str:
     return "\n".join(lines)
 
 
-def run(experiment: str, profile: str = "cpu", *, dataset: str = "", seed: int = 0, overrides: dict | None = None,
-        use_next: bool = False, order: str = "cheap", hours: float = 0.0, device: str = "auto",
-        progress: str = "rows", status_only: bool = False, peek: str = "") -> int:
-    """Plan `experiment` (slug or number) at the profile (+ profile_next's pending values with use_next, + overrides),
-    print what is pending, and compute it in `order` for at most `hours` (0 = until done); with `peek`, write the
-    finished rows' records to that CSV file instead and compute nothing."""
-    from . import cells, executors, profiles
+def pending(experiment: str, profile: str, *, dataset: str, seed: int, overrides, use_next: bool, device: str,
+            progress: str):
+    """(slug, plan, ctx, env, pending cells) of one experiment, its status line printed."""
+    from . import cells, profiles
     from .cell_kinds import materialised
     from .context import parse_overrides, start
     from .errors import ElfkitError
@@ -116,14 +136,58 @@ def run(experiment: str, profile: str = "cpu", *, dataset: str = "", seed: int =
     again = f" ({redo} of them recorded, but their artefacts are not on this machine)" if redo else ""
     print(f"{slug}: {n} cells planned, {n - len(todo) + redo} finished, {len(todo)} to compute{again}: "
           f"{describe(todo)}", flush=True)
+    return slug, plan, ctx, env, todo
+
+
+# what the cells of one slice must agree on to run in one process
+SHARED_ENV = ("device", "runs_dir", "test_batch", "checkpoint_every", "threads", "deterministic", "precision")
+
+
+def union(jobs: list) -> list:
+    """The pending cells of several experiments, each once (cells are content-keyed, so a training two grids share
+    is one cell), in the order the experiments were named — each cell still after its inputs."""
+    from .errors import ElfkitError
+
+    first = jobs[0][3]
+    for slug, _, _, env, _ in jobs[1:]:
+        differ = [k for k in SHARED_ENV if getattr(env, k) != getattr(first, k)]
+        if differ or env.store.root != first.store.root:
+            raise ElfkitError(f"{slug} runs under other settings ({', '.join(differ) or 'cell store'}) than "
+                              f"{jobs[0][0]}; run it in a slice of its own")
+    seen: dict = {}
+    for *_, todo in jobs:
+        for c in todo:
+            seen.setdefault(c.key, c)
+    return list(seen.values())
+
+
+def run(experiment: str | list[str], profile: str = "cpu", *, dataset: str = "", seed: int = 0,
+        overrides: dict | None = None, use_next: bool = False, order: str = "cheap", hours: float = 0.0,
+        device: str = "auto", progress: str = "rows", status_only: bool = False, peek: str = "") -> int:
+    """Plan each experiment (slug or number) at the profile (+ profile_next's pending values with use_next,
+    + overrides), print what is pending, and compute it in `order` for at most `hours` (0 = until done) — several
+    experiments as one slice, so a feature model their grids share trains once and feeds all of them in the session
+    that trains it; with `peek`, write one experiment's finished rows to that CSV file and compute nothing."""
+    from . import executors
+    from .errors import ElfkitError
+
+    names = [experiment] if isinstance(experiment, str) else list(experiment)
+    if peek and len(names) != 1:
+        raise ElfkitError(f"--peek writes one experiment's rows; name one, not {len(names)}")
+    jobs = [pending(e, profile, dataset=dataset, seed=seed, overrides=overrides, use_next=use_next, device=device,
+                    progress=progress) for e in names]
     if peek:
+        slug, plan, ctx, env, _ = jobs[0]
         return write_peek(peek, slug, plan, ctx, env)
+    todo, env = union(jobs), jobs[0][3]
+    slug = " + ".join(j[0] for j in jobs)
+    if len(jobs) > 1:
+        print(f"{slug}: {len(todo)} distinct cells to compute: {describe(todo)}", flush=True)
     if status_only or not todo:
         return 0
     todo = ordered(todo, order)
     t0 = time.perf_counter()
-    done = executors.serial(todo, env, stop_after_s=hours * 3600,
-                            cost=lambda c: cost(c) if c.kind == "evaluate" else None)
+    done = executors.serial(todo, env, stop_after_s=hours * 3600, cost=units)
     left = len(todo) - done
     print(f"{slug}: computed {done} cells in {time.perf_counter() - t0:.0f} s; {left} still pending"
           f"{' (rerun to continue)' if left else ''}", flush=True)
@@ -157,7 +221,8 @@ def write_peek(path: str, slug: str, plan, ctx, env) -> int:
 def add_arguments(parser) -> None:
     from .cli_checks import SIZE
 
-    parser.add_argument("experiment", help="notebook slug or number, e.g. 06_ptm_options or 06")
+    parser.add_argument("experiment", nargs="+", help="notebook slug or number, e.g. 06_ptm_options or 06; several "
+                        "run as one slice (a feature model their grids share trains once)")
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="scale (default: cpu)")
     parser.add_argument("--dataset", default="", help="run the profile on another dataset, e.g. cifar10")
     parser.add_argument("--seed", type=SIZE, default=0, help="base seed (evaluation model i uses seed+i)")
@@ -168,8 +233,9 @@ def add_arguments(parser) -> None:
                         help="cheap (default): feeding cells, then evaluations cheapest first; plan: dependency order")
     parser.add_argument("--hours", type=float, default=0.0,
                         help="start no cell once this many hours have passed since the first one started, nor an "
-                        "evaluation predicted (from this slice's measured ones) to end past them; the first cell and "
-                        "unpredicted ones may still run over by one cell; 0 = until done; rerun to continue")
+                        "evaluation or training predicted (from this slice's measured ones of its kind) to end past "
+                        "them; the first of each kind and unpredicted ones may still run over by one cell; 0 = until "
+                        "done; rerun to continue")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     parser.add_argument("--status", action="store_true", dest="status_only",
                         help="only print what is planned, finished and pending; runs nothing")

@@ -228,9 +228,9 @@ def matrix_heatmap(df: pd.DataFrame, title: str = "Distil with A, evaluate with 
     import seaborn as sns
     from matplotlib.patches import Rectangle
 
-    from .tables import mean_std
+    from .tables import spread
 
-    s = mean_std(df[df["study"] == "matrix"], ["distill_arch", "eval_arch"])
+    s = spread(df[df["study"] == "matrix"], ["distill_arch", "eval_arch"])
     rows, cols = list(dict.fromkeys(s["distill_arch"])), list(dict.fromkeys(s["eval_arch"]))
     m = s.pivot(index="distill_arch", columns="eval_arch", values="mean").reindex(index=rows, columns=cols)
     sd = s.pivot(index="distill_arch", columns="eval_arch", values="std").reindex(index=rows, columns=cols)
@@ -260,9 +260,9 @@ def sweep_panels(df: pd.DataFrame, title: str = ""):
     distillation network is shaded. Lines join members only along ordered axes (width, depth)."""
     from matplotlib.patches import Patch
 
-    from .tables import mean_std
+    from .tables import spread
 
-    s = mean_std(df[df["study"] == "sweep"], ["axis", "variant", "is_distill_arch", "eval_mode"])
+    s = spread(df[df["study"] == "sweep"], ["axis", "variant", "is_distill_arch", "eval_mode"])
     axes_ = list(dict.fromkeys(s["axis"]))
     fig, axs = plt.subplots(1, len(axes_), figsize=(1.2 + 2.7 * len(axes_), 3.4), sharey=True, squeeze=False)
     styles = {"baseline": dict(color="#757575", marker="o", ls="--"), "elf": dict(color="#1f77b4", marker="s")}

@@ -65,6 +65,11 @@ class Profile:
     study_matrix_ipc: int = 10    # IPC of the distil-with-A / evaluate-with-B matrix (docs/elf.md §8, pool M)
     study_matrix_overrides: tuple[str, ...] = ()   # "field=value" overrides for the matrix distillations only
     study_axes: tuple[str, ...] = ("width", "depth", "activation", "pooling", "normalisation")  # study.SWEEPS keys
+    study_seeds: tuple[int, ...] = ()   # 05: distillation seeds of the matrix and sweep sets (() = the run's seed)
+    study_epochs: int = 0               # 05 evaluation epochs (0 = eval_epochs)
+    study_models: int = 0               # 05 evaluation models per (set, cell) (0 = n_eval_models)
+    study_feature: str = ""             # the sweeps' ELF feature model, 'per_class:epochs:snapshot' like cross_feature
+    #                                     (one of 08's; "" = the elf section's)
     ablation_archs: tuple[str, ...] = ("ConvNet", "ResNet18")  # evaluation models of the 04 ablations
     ablation_lam_front: tuple[float, ...] = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0)  # λ_front grid (release default 1)
     ablation_lam_rear: tuple[float, ...] = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0)   # λ_rear grid (release default 1)
@@ -222,7 +227,7 @@ SECTIONS = {
             "mtt_zca"),
     "elf": ("feature_epochs", "feature_epoch", "feature_per_class"),
     "study": ("study_method", "study_ipc", "study_matrix_archs", "study_matrix_ipc", "study_matrix_overrides",
-              "study_axes"),
+              "study_axes", "study_seeds", "study_epochs", "study_models", "study_feature"),
     "ablation": ("ablation_archs", "ablation_lam_front", "ablation_lam_rear", "ablation_feature_epochs",
                  "ablation_feature_widths", "ablation_distill_epochs", "ablation_seeds", "ablation_epochs",
                  "ablation_models", "ablation_feature"),

@@ -109,8 +109,9 @@ def elf_delta(df: pd.DataFrame) -> pd.DataFrame:
 
 # --- the ELF study (04_elf_ablations, 05_inductive_bias) ---------------------------------------------------------
 def matrix_table(df: pd.DataFrame) -> pd.DataFrame:
-    """05: rows = distillation architecture A, columns = evaluation architecture B, 'mean ± std' in %."""
-    t = pivot_pm(mean_std(df[df["study"] == "matrix"], ["distill_arch", "eval_arch"]), "distill_arch", "eval_arch")
+    """05: rows = distillation architecture A, columns = evaluation architecture B, 'mean ± std' in % (over
+    distillation sets, models nested, when the records hold several: spread)."""
+    t = pivot_pm(spread(df[df["study"] == "matrix"], ["distill_arch", "eval_arch"]), "distill_arch", "eval_arch")
     t.index.name = "distilled with ↓ / evaluated with →"
     return t
 
@@ -131,11 +132,32 @@ def diagonal_summary(df: pd.DataFrame) -> pd.DataFrame:
     return t.round(1)
 
 
+def diagonal_gaps(df: pd.DataFrame) -> pd.DataFrame:
+    """05: per architecture X, its own set on X minus the other sets on X (diagonal_summary's last column) per
+    distillation set, then mean ± std over sets; `called` only when |gap| > its spread over ≥ 2 sets ('own set
+    best' / 'others better'), else 'within'."""
+    d = df[(df["study"] == "matrix") & (df["metric"] == "test_acc")].copy()
+    d["distill_seed"] = d["distill_seed"].fillna(-1) if "distill_seed" in d else -1
+    acc = d.groupby(["distill_seed", "distill_arch", "eval_arch"], sort=False)["value"].mean() * 100
+    archs = list(dict.fromkeys(d["distill_arch"]))
+    gaps = {}
+    for s, g in acc.groupby(level="distill_seed", sort=False):
+        m = g.droplevel("distill_seed").unstack("eval_arch")
+        gaps[s] = {a: m.loc[a, a] - m[a].drop(a).mean() for a in archs if a in m.columns}
+    t = pd.DataFrame(gaps)                                     # rows architecture, columns distillation set
+    out = pd.DataFrame({"gap (points)": t.mean(axis=1), "gap std": t.std(axis=1, ddof=0), "sets": t.notna().sum(axis=1)})
+    out["called"] = ["within" if n < 2 or abs(m) <= sd else ("own set best" if m > 0 else "others better")
+                     for m, sd, n in zip(out["gap (points)"], out["gap std"], out["sets"])]
+    out.index.name = "architecture"
+    return out.round(2)
+
+
 def sweep_table(df: pd.DataFrame) -> pd.DataFrame:
     """05: rows (axis, variant) of the ConvNet sweeps; baseline, ELF and Δ = ELF − baseline (points), mean ± std in
-    %; ★ marks the member that is the distillation network; 'n/a' where no feature model fits the split."""
+    % (spread: over sets when there are several); ★ marks the distillation network; 'n/a' where no feature model
+    fits the split. sweep_gains gives Δ paired, with its spread over sets."""
     d = df[df["study"] == "sweep"]
-    s = mean_std(d, ["axis", "variant", "eval_arch", "is_distill_arch", "eval_mode"])
+    s = spread(d, ["axis", "variant", "eval_arch", "is_distill_arch", "eval_mode"])
     keys = list(dict.fromkeys(zip(d["axis"], d["variant"])))
     rows = []
     for axis, variant in keys:
@@ -230,6 +252,12 @@ def ablation_gains(df: pd.DataFrame) -> pd.DataFrame:
     """04: each ablation cell's ELF gain over the baseline of its evaluation model (paired_gains), called only beyond
     its spread over distillation sets (ablation_seeds; one set calls nothing)."""
     return paired_gains(df, ["ablation", "variant", "ablation_arch", "eval_arch"], ["eval_arch"])
+
+
+def sweep_gains(df: pd.DataFrame) -> pd.DataFrame:
+    """05: each sweep member's ELF gain over its own baseline (paired_gains), called only beyond its spread over
+    distillation sets (study_seeds; one set calls nothing)."""
+    return paired_gains(df[df["study"] == "sweep"], ["axis", "variant", "eval_arch"], ["eval_arch"])
 
 
 def regime_gain(df: pd.DataFrame) -> pd.DataFrame:

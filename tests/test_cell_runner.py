@@ -2,6 +2,8 @@
 between cells and a rerun that continues, the status line, and --next refusing an experiment with nothing pending."""
 import pytest
 
+import elfkit as ek
+
 from elfkit import cell_runner, cli, profiles
 from elfkit.experiments import elf_regime, grid
 
@@ -126,3 +128,72 @@ def test_a_slice_starts_no_evaluation_predicted_to_end_past_its_hours(monkeypatc
     assert executors.serial(todo, env(), stop_after_s=250) == 2               # starts at 100 s, runs over to 300
     assert executors.serial(todo, env(), stop_after_s=250, cost=lambda c: None) == 2
     assert executors.serial(todo, env(), stop_after_s=0, cost=units) == 3    # no slice: everything
+
+
+def test_several_experiments_run_as_one_slice_computing_each_shared_cell_once(tmp_path, monkeypatch, capsys):
+    """03 and 04 share the study set and its feature models: one slice holds every pending cell of both once, each
+    after its inputs, and a feature training 04 needs is followed by every features cell of both grids that reads it
+    (03's other sets included), so the session that trains it feeds both."""
+    monkeypatch.setenv("ELFKIT_RESULTS_DIR", str(tmp_path))
+    kw = dict(dataset="", seed=0, overrides=None, use_next=False, device="cpu", progress="off")
+    jobs = [cell_runner.pending(e, "smoke", **kw) for e in ("03", "04")]
+    both = cell_runner.union(jobs)
+    k3, k4 = ({c.key for c in j[4]} for j in jobs)
+    assert k3 & k4 and k3 - k4 and k4 - k3
+    assert len(both) == len({c.key for c in both}) == len(k3 | k4)
+    todo = cell_runner.ordered(both, "cheap")
+    position = {c.key: i for i, c in enumerate(todo)}
+    assert all(position[i.key] < position[c.key] for c in todo for i in c.inputs if i.key in position)
+    shared = [c for c in todo if c.kind == "trajectory" and c.key in k3 & k4
+              and any(f.kind == "features" and f.args["trajectory"].key == c.key and f.key in k3 - k4 for f in todo)]
+    assert shared                                       # a training 04 needs, read by 03's sets too
+    for t in shared:
+        i = position[t.key]
+        readers = [f for f in todo if f.kind == "features" and f.args["trajectory"].key == t.key]
+        assert todo[i + 1:i + 1 + len(readers)] == readers
+    capsys.readouterr()
+    assert cli.main(["cells", "03", "04", "--profile", "smoke", "--status"]) == 0
+    assert f"03_cross_arch + 04_elf_ablations: {len(both)} distinct cells to compute" in capsys.readouterr().out
+    assert cli.main(["cells", "03", "04", "--profile", "smoke", "--peek", str(tmp_path / "x.csv")]) == 2
+    assert "name one" in capsys.readouterr().err
+    other = cell_runner.pending("04", "smoke", **{**kw, "overrides": '{"test_batch": 128}'})
+    with pytest.raises(ek.ElfkitError, match="test_batch"):
+        cell_runner.union([jobs[0], other])
+
+
+def test_a_slice_predicts_each_kind_of_cell_from_its_own_measured_rate(monkeypatch, capsys):
+    """Trajectories at 100 s per unit, evaluations at 10: a 10-unit evaluation after a measured training is predicted
+    at 100 s (it fits), a second training at 100 s (it does not); one shared rate would have stopped the slice early."""
+    from types import SimpleNamespace
+
+    from elfkit import executors
+    from elfkit.cells import Cell
+
+    now = [0.0]
+    speed = {"trajectory": 100.0, "evaluate": 10.0}
+
+    def compute(cell, env):
+        wall = speed[cell.kind] * cell.args["units"]
+        now[0] += wall
+        return {}, {"wall_s": wall}
+
+    monkeypatch.setattr(executors.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(executors, "_compute", compute)
+    todo = [Cell(k, {"units": u, "i": i}) for i, (k, u) in
+            enumerate((("trajectory", 1), ("evaluate", 1), ("evaluate", 10), ("trajectory", 1)))]
+    env = SimpleNamespace(progress="off", store=SimpleNamespace(put=lambda *a: None))
+    assert executors.serial(todo, env, stop_after_s=250, cost=lambda c: c.args["units"]) == 3
+    assert "would take ~2 min, 1 min are left" in capsys.readouterr().out     # 100 s predicted at 210 s
+
+
+def test_a_trainings_cost_counts_its_epochs_images_and_network():
+    from elfkit.cells import Cell
+    from elfkit.experiments import grid as g
+
+    full = g.trajectory(g.data_spec("fashion_mnist"), "ConvNet", "elf_feature", 3, 0, "x")
+    part = g.trajectory(g.data_spec("fashion_mnist", 1000), "ConvNet", "elf_feature", 3, 0, "x")
+    wide = g.trajectory(g.data_spec("fashion_mnist"), "ConvNetW512", "elf_feature", 3, 0, "x")
+    assert cell_runner.training_cost(full) == pytest.approx(6 * cell_runner.training_cost(part))
+    assert cell_runner.training_cost(wide) > 5 * cell_runner.training_cost(full)
+    assert cell_runner.training_cost(g.trajectory(g.data_spec("svhn"), "ConvNet", "elf_feature", 3, 0, "x")) is None
+    assert cell_runner.units(Cell("synset", {})) is None and cell_runner.units(full) == cell_runner.training_cost(full)
