@@ -1,7 +1,7 @@
 """elfkit: reproducible dataset distillation (DM, ...), evaluation and ELF/CLoM companions, CPU and GPU.
 
 The public surface is what this module re-exports; notebooks use `ek.start`, `ek.results.cached`,
-`ek.experiments.<name>.run`, `ek.tables` and `ek.plotting`.
+`ek.experiments.<name>.run`, `ek.tables`, `ek.ptm_tables` and `ek.plotting`.
 
 Submodules and names load on first use (PEP 562), so that replaying committed results — records, tables,
 figures — never imports torch: a bare papermill replay stays within seconds on a cold laptop.

@@ -148,6 +148,7 @@ def union(jobs: list) -> list:
     is one cell), in the order the experiments were named — each cell still after its inputs."""
     from .errors import ElfkitError
 
+    jobs = [j for j in jobs if j[4]] or jobs[:1]        # an experiment with nothing pending constrains nothing
     first = jobs[0][3]
     for slug, _, _, env, _ in jobs[1:]:
         differ = [k for k in SHARED_ENV if getattr(env, k) != getattr(first, k)]

@@ -342,8 +342,9 @@ def parser() -> argparse.ArgumentParser:
 
     from .cell_runner import add_arguments as cells_arguments
 
-    cells_arguments(sub.add_parser("cells", help="compute one experiment's pending cells (a long grid, in session-"
-                                   "sized slices with --hours; --next: a redo's pending profile values); resumable"))
+    cells_arguments(sub.add_parser("cells", help="compute one or several experiments' pending cells (a long grid, in "
+                                   "session-sized slices with --hours; --next: a redo's pending profile values); "
+                                   "resumable"))
 
     b = sub.add_parser("bench", help="benchmark DM iterations and evaluation against a straightforward version")
     b.add_argument("--quick", action="store_true", help="fewer repetitions (a rough number in ~1 minute)")

@@ -75,25 +75,27 @@ def serial(todo: list[Cell], env, stop_after_s: float = 0.0,
     """Compute `todo` in order in this process, each record written as it finishes; with stop_after_s > 0 no cell
     starts once that many seconds have passed (a session-sized slice of a long grid), nor one that `cost` (relative
     units; None: unknown) predicts would end past it, at the slowest seconds per unit measured so far in this slice
-    for cells of its kind — an evaluation keeps no checkpoint, and a trajectory's checkpoints live in runs/, which a
-    fresh machine lacks, so one cut off by the session's end is lost whole. Returns the cells computed."""
+    for cells of its kind and recipe — an evaluation keeps no checkpoint, and a trajectory's checkpoints live in
+    runs/, which a fresh machine lacks, so one cut off by the session's end is lost whole. Returns the cells
+    computed."""
     env.executor = "serial"
     t0 = time.perf_counter()
-    rates: dict[str, float] = {}      # per cell kind: the slowest seconds per cost unit of this slice's cells
+    rates: dict[tuple, float] = {}    # per cell kind (and recipe): the slowest seconds per cost unit so far
     with log.Progress(len(todo), "cells", env.progress) as bar:
         for cell in todo:
             spent = time.perf_counter() - t0
             if stop_after_s and spent >= stop_after_s:
                 break
             units = cost(cell) if cost else None
-            rate = rates.get(cell.kind, 0.0)
+            kind = (cell.kind, cell.args.get("recipe"))   # a PTM pool, an MTT expert, a feature model: own rates
+            rate = rates.get(kind, 0.0)
             if stop_after_s and units and rate and spent + rate * units > stop_after_s:
                 print(f"  slice ends: {cell.describe()} would take ~{rate * units / 60:.0f} min, "
                       f"{(stop_after_s - spent) / 60:.0f} min are left", flush=True)
                 break
             out, prov = _compute(cell, env)
             if units:
-                rates[cell.kind] = max(rate, prov["wall_s"] / units)
+                rates[kind] = max(rate, prov["wall_s"] / units)
             env.store.put(cell, out, prov)
             bar.update(1)
             if env.progress == "rows":

@@ -143,7 +143,7 @@ def diagonal_gaps(df: pd.DataFrame) -> pd.DataFrame:
     gaps = {}
     for s, g in acc.groupby(level="distill_seed", sort=False):
         m = g.droplevel("distill_seed").unstack("eval_arch")
-        gaps[s] = {a: m.loc[a, a] - m[a].drop(a).mean() for a in archs if a in m.columns}
+        gaps[s] = {a: m.loc[a, a] - m[a].drop(a).mean() for a in archs if a in m.index and a in m.columns}
     t = pd.DataFrame(gaps)                                     # rows architecture, columns distillation set
     out = pd.DataFrame({"gap (points)": t.mean(axis=1), "gap std": t.std(axis=1, ddof=0), "sets": t.notna().sum(axis=1)})
     out["called"] = ["within" if n < 2 or abs(m) <= sd else ("own set best" if m > 0 else "others better")
