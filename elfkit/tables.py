@@ -145,7 +145,8 @@ def diagonal_gaps(df: pd.DataFrame) -> pd.DataFrame:
         m = g.droplevel("distill_seed").unstack("eval_arch")
         gaps[s] = {a: m.loc[a, a] - m[a].drop(a).mean() for a in archs if a in m.index and a in m.columns}
     t = pd.DataFrame(gaps)                                     # rows architecture, columns distillation set
-    out = pd.DataFrame({"gap (points)": t.mean(axis=1), "gap std": t.std(axis=1, ddof=0), "sets": t.notna().sum(axis=1)})
+    out = pd.DataFrame({"gap (points)": t.mean(axis=1), "gap std": t.std(axis=1, ddof=0),
+                        "sets": t.notna().sum(axis=1)})
     out["called"] = ["within" if n < 2 or abs(m) <= sd else ("own set best" if m > 0 else "others better")
                      for m, sd, n in zip(out["gap (points)"], out["gap std"], out["sets"])]
     out.index.name = "architecture"

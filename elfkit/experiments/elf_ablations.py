@@ -69,7 +69,8 @@ def feature_model_name(v: Variant, c: int, hw, distill_arch: str) -> str:
 def elf_of(p, seed: int, v: Variant) -> dict:
     """The ELF arguments of a variant: the default snapshot reads 03's feature model; other snapshots come from ONE
     trajectory that keeps every epoch of the grid; `distill` reads the distillation ConvNet trained as an expert.
-    With ablation_feature every wide variant reads that spec's training (08's, shared) and `distill` trains on its data."""
+    With ablation_feature every wide variant reads that spec's training (08's, shared) and `distill` trains on its
+    data."""
     args = dict(mode=v.mode, kind=v.kind, lam_front=v.lam_front, lam_rear=v.lam_rear, on_augmented=v.on_augmented,
                 source=v.source, epoch=v.feature_epoch)
     if p.ablation_feature:
