@@ -14,14 +14,7 @@ FIELDS = ("eval_arch", "eval_mode", "model_seed", "metric", "value")
 
 def protocol(p):
     """03's evaluation: the standard protocol, cross_epochs long with cross_models models where they are set."""
-    from ..protocol import EvalProtocol
-
-    changes = {}
-    if p.cross_epochs:
-        changes["epochs"] = p.cross_epochs
-    if p.cross_models:
-        changes["n_models"] = p.cross_models
-    return EvalProtocol.of(p, **changes)
+    return grid.schedule(p, p.cross_epochs, p.cross_models)
 
 
 def plan(p, seed: int) -> Plan:
@@ -32,11 +25,8 @@ def plan(p, seed: int) -> Plan:
     prot = protocol(p)
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)
+    grid.distinct_seeds("cross_seeds", p.cross_seeds)
     seeds = p.cross_seeds or (seed,)
-    if len(set(seeds)) != len(seeds):
-        from ..errors import ElfkitError
-
-        raise ElfkitError(f"cross_seeds {p.cross_seeds} repeats a seed: each distillation seed gives one set")
     for ipc in p.ipcs:
         for d in seeds:
             unit = {"distill_seed": d} if p.cross_seeds else {}

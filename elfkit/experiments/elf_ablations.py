@@ -107,10 +107,7 @@ def labels(ablation, label, group, v: Variant, p, c: int, hw, available: bool) -
 
 def protocol(p):
     """04's evaluation: the standard protocol, ablation_epochs long with ablation_models models where they are set."""
-    from ..protocol import EvalProtocol
-
-    changes = {k: v for k, v in (("epochs", p.ablation_epochs), ("n_models", p.ablation_models)) if v}
-    return EvalProtocol.of(p, **changes)
+    return grid.schedule(p, p.ablation_epochs, p.ablation_models)
 
 
 def check(p) -> None:
@@ -122,8 +119,7 @@ def check(p) -> None:
         if not set(p.ablation_feature_epochs) <= set(range(epochs + 1)):
             raise ElfkitError(f"ablation_feature_epochs {p.ablation_feature_epochs} must lie in 0..{epochs}, the "
                               f"epochs of ablation_feature {p.ablation_feature!r}")
-    if len(set(p.ablation_seeds)) != len(p.ablation_seeds):
-        raise ElfkitError(f"ablation_seeds {p.ablation_seeds} repeats a seed: each distillation seed gives one set")
+    grid.distinct_seeds("ablation_seeds", p.ablation_seeds)
 
 
 def plan(p, seed: int) -> Plan:

@@ -159,6 +159,23 @@ def evaluations(plan: Plan, syn: Cell, test: dict, archs, protocol, seed: int, *
             plan.row(eval_cell(syn, test, arch, s, protocol, elf(arch) if elf else None), fields, **labels)
 
 
+def schedule(p, epochs: int = 0, models: int = 0):
+    """The standard protocol, `epochs` long with `models` models where they are set (0 = the profile's): an
+    experiment's own evaluation schedule (cross_*, ablation_*, study_*, ptm_eval_* fields)."""
+    from ..protocol import EvalProtocol
+
+    changes = {k: v for k, v in (("epochs", epochs), ("n_models", models)) if v}
+    return EvalProtocol.of(p, **changes)
+
+
+def distinct_seeds(field: str, seeds: tuple) -> None:
+    """Refuse a repeated distillation seed: each seed gives one set, and a repeat would count one set twice."""
+    if len(set(seeds)) != len(seeds):
+        from ..errors import ElfkitError
+
+        raise ElfkitError(f"{field} {seeds} repeats a seed: each distillation seed gives one set")
+
+
 def feature_spec(spec: str) -> tuple[int, int, int]:
     """A feature model written 'per_class:epochs:snapshot' (regime_features, cross_feature): train images per class
     (0 = all), trajectory epochs, the snapshot ELF reads."""

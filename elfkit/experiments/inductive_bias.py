@@ -74,18 +74,12 @@ def sweeps(p, seed: int, out: Plan, test: dict, prot, d: int, unit: dict) -> Non
 
 def protocol(p):
     """05's evaluation: the standard protocol, study_epochs long with study_models models where they are set."""
-    from ..protocol import EvalProtocol
-
-    changes = {k: v for k, v in (("epochs", p.study_epochs), ("n_models", p.study_models)) if v}
-    return EvalProtocol.of(p, **changes)
+    return grid.schedule(p, p.study_epochs, p.study_models)
 
 
 def plan(p, seed: int) -> Plan:
     """Matrix and sweeps per distillation seed (study_seeds, rows labelled distill_seed; () = the run's seed)."""
-    from ..errors import ElfkitError
-
-    if len(set(p.study_seeds)) != len(p.study_seeds):
-        raise ElfkitError(f"study_seeds {p.study_seeds} repeats a seed: each distillation seed gives one set")
+    grid.distinct_seeds("study_seeds", p.study_seeds)
     prot = protocol(p)
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)

@@ -95,12 +95,7 @@ def guidance_spec(p, seed: int, opt: dict, window: int = 0, distill_seed: int | 
 
 def protocol(p):
     """06/07's evaluation: the profile's, with ptm_eval_epochs and ptm_eval_models where they are set."""
-    from ..protocol import EvalProtocol
-
-    changes = {"epochs": p.ptm_eval_epochs} if p.ptm_eval_epochs else {}
-    if p.ptm_eval_models:
-        changes["n_models"] = p.ptm_eval_models
-    return EvalProtocol.of(p, **changes)
+    return grid.schedule(p, p.ptm_eval_epochs, p.ptm_eval_models)
 
 
 def plan(p, seed: int) -> Plan:
