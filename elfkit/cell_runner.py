@@ -75,6 +75,65 @@ def units(cell) -> float | None:
     return cost(cell) if cell.kind == "evaluate" else training_cost(cell) if cell.kind == "trajectory" else None
 
 
+def known_rates(plans: list, store, device_label: str, threads: int) -> dict:
+    """Seconds per cost unit of the plans' cells already recorded on this kind of device (same device description
+    and thread count), the median per `rate_kinds` key: so a slice predicts even its first cell of a kind from the
+    sessions before it. A cell recorded under load (another job beside it) runs slow; the median keeps a few such
+    from setting the rate."""
+    import statistics
+
+    from .executors import rate_kinds
+
+    seen, found = set(), {}
+    for plan in plans:
+        for c in plan.cells():
+            if c.key in seen or not units(c):
+                continue
+            seen.add(c.key)
+            prov = (store.get(c) or {}).get("provenance", {})
+            if prov.get("device") == device_label and prov.get("threads") == threads and prov.get("wall_s"):
+                for k in rate_kinds(c):
+                    found.setdefault(k, []).append(prov["wall_s"] / units(c))
+    return {k: statistics.median(v) for k, v in found.items()}
+
+
+def reference_plans(profile: str, *, dataset: str, seed: int, device: str) -> list:
+    """Every experiment's plan at the profile as it stands (no pending values): the cells already recorded that a
+    slice's rates can come from, when its own plans have none of a kind yet (a redo's first slice)."""
+    from . import profiles
+    from .context import start
+    from .errors import ElfkitError
+    from .experiments import BY_SLUG
+
+    plans = []
+    for slug, module in BY_SLUG.items():
+        if not hasattr(module, "plan"):
+            continue
+        try:
+            ctx = start(slug, profile, seed=seed, device=device, progress="off", dataset=dataset, quiet=True)
+            plans.append(module.plan(profiles.Tracked(ctx.profile), ctx.seed))
+        except ElfkitError:      # a plan that cannot be made here (e.g. one that needs another's records) times nothing
+            continue
+    return plans
+
+
+def forecast(todo: list, known: dict) -> str:
+    """How long the pending evaluations and trainings should take at the rates recorded on this device (cells of a
+    kind none of which is recorded yet are counted apart)."""
+    from .executors import predicted_rate
+
+    hours, blind = 0.0, 0
+    for c in todo:
+        u, r = units(c), predicted_rate(known, c)
+        if u and r:
+            hours += u * r / 3600
+        elif u:
+            blind += 1
+    unknown = f", plus {blind} cell{'s' * (blind != 1)} of a kind not yet timed here" if blind else ""
+    return (f"  at the rates recorded on this device: ~{hours:.1f} h for the evaluations and trainings{unknown} "
+            "(distillations and feature extractions not counted)")
+
+
 def _spec(dataset: str):
     from .data import SPECS, canonical
 
@@ -184,11 +243,20 @@ def run(experiment: str | list[str], profile: str = "cpu", *, dataset: str = "",
     slug = " + ".join(j[0] for j in jobs)
     if len(jobs) > 1:
         print(f"{slug}: {len(todo)} distinct cells to compute: {describe(todo)}", flush=True)
-    if status_only or not todo:
+    if not todo:
+        return 0
+    import torch
+
+    from .provenance import describe_device
+
+    plans = [j[1] for j in jobs] + reference_plans(profile, dataset=dataset, seed=seed, device=device)
+    known = known_rates(plans, env.store, describe_device(env.device), torch.get_num_threads())
+    print(forecast(todo, known), flush=True)
+    if status_only:
         return 0
     todo = ordered(todo, order)
     t0 = time.perf_counter()
-    done = executors.serial(todo, env, stop_after_s=hours * 3600, cost=units)
+    done = executors.serial(todo, env, stop_after_s=hours * 3600, cost=units, known=known)
     left = len(todo) - done
     print(f"{slug}: computed {done} cells in {time.perf_counter() - t0:.0f} s; {left} still pending"
           f"{' (rerun to continue)' if left else ''}", flush=True)

@@ -70,32 +70,47 @@ def _compute(cell: Cell, env) -> tuple[dict, dict]:
     return out, _provenance(env, time.perf_counter() - t0, started, env.executor)
 
 
+def rate_kinds(cell: Cell) -> tuple[tuple, tuple]:
+    """The two groups of cells whose seconds per cost unit predict this one's: its own network, and — before one of
+    those is measured — any network. Both by kind, recipe (a PTM pool, an MTT expert, a feature model) and ELF or
+    not (an ELF evaluation also runs the feature losses: ~1.3-1.6x a standard one per unit); a network's rate per
+    FLOP is its own (2.5x apart between ConvNet and ResNet-18 on 2 cores)."""
+    general = (cell.kind, cell.args.get("recipe"), bool(cell.args.get("elf")))
+    return (*general, cell.args.get("arch")), general
+
+
+def predicted_rate(rates: dict, cell: Cell) -> float:
+    """Seconds per cost unit for `cell` from `rates` (keyed by rate_kinds): its network's, else its group's, else 0."""
+    own, general = rate_kinds(cell)
+    return rates.get(own) or rates.get(general) or 0.0
+
+
 def serial(todo: list[Cell], env, stop_after_s: float = 0.0,
-           cost: Callable[[Cell], float | None] | None = None) -> int:
+           cost: Callable[[Cell], float | None] | None = None, known: dict | None = None) -> int:
     """Compute `todo` in order in this process, each record written as it finishes; with stop_after_s > 0 no cell
     starts once that many seconds have passed (a session-sized slice of a long grid), nor one that `cost` (relative
     units; None: unknown) predicts would end past it, at the slowest seconds per unit measured so far in this slice
-    for cells of its kind and recipe — an evaluation keeps no checkpoint, and a trajectory's checkpoints live in
-    runs/, which a fresh machine lacks, so one cut off by the session's end is lost whole. Returns the cells
-    computed."""
+    for cells of its `rate_kinds`, or `known`'s rate for them (earlier slices' cells on this device) before one
+    is measured — an evaluation keeps no checkpoint, and a trajectory's checkpoints live in runs/, which a fresh
+    machine lacks, so one cut off by the session's end is lost whole. Returns the cells computed."""
     env.executor = "serial"
     t0 = time.perf_counter()
-    rates: dict[tuple, float] = {}    # per cell kind (and recipe): the slowest seconds per cost unit so far
+    rates: dict[tuple, float] = dict(known or {})   # per rate_kinds key: the slowest seconds per cost unit so far
     with log.Progress(len(todo), "cells", env.progress) as bar:
         for cell in todo:
             spent = time.perf_counter() - t0
             if stop_after_s and spent >= stop_after_s:
                 break
             units = cost(cell) if cost else None
-            kind = (cell.kind, cell.args.get("recipe"))   # a PTM pool, an MTT expert, a feature model: own rates
-            rate = rates.get(kind, 0.0)
+            rate = predicted_rate(rates, cell)
             if stop_after_s and units and rate and spent + rate * units > stop_after_s:
                 print(f"  slice ends: {cell.describe()} would take ~{rate * units / 60:.0f} min, "
                       f"{(stop_after_s - spent) / 60:.0f} min are left", flush=True)
                 break
             out, prov = _compute(cell, env)
             if units:
-                rates[kind] = max(rate, prov["wall_s"] / units)
+                for k in rate_kinds(cell):
+                    rates[k] = max(rates.get(k, 0.0), prov["wall_s"] / units)
             env.store.put(cell, out, prov)
             bar.update(1)
             if env.progress == "rows":

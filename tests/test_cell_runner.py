@@ -197,3 +197,69 @@ def test_a_trainings_cost_counts_its_epochs_images_and_network():
     assert cell_runner.training_cost(wide) > 5 * cell_runner.training_cost(full)
     assert cell_runner.training_cost(g.trajectory(g.data_spec("svhn"), "ConvNet", "elf_feature", 3, 0, "x")) is None
     assert cell_runner.units(Cell("synset", {})) is None and cell_runner.units(full) == cell_runner.training_cost(full)
+
+
+def test_a_slice_predicts_its_first_cell_from_rates_recorded_before(monkeypatch, capsys):
+    """With a known rate of 100 s per unit, the very first 3-unit cell (300 s) is not started in a 250-s slice; an
+    ELF evaluation does not take a standard one's rate, and without a known rate the first cell runs."""
+    from types import SimpleNamespace
+
+    from elfkit import executors
+    from elfkit.cells import Cell
+
+    now = [0.0]
+
+    def compute(cell, env):
+        now[0] += 100.0 * cell.args["units"]
+        return {}, {"wall_s": 100.0 * cell.args["units"]}
+
+    monkeypatch.setattr(executors.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(executors, "_compute", compute)
+    env = SimpleNamespace(progress="off", store=SimpleNamespace(put=lambda *a: None))
+    todo = [Cell("evaluate", {"units": 3, "elf": True}), Cell("evaluate", {"units": 1, "elf": False})]
+    units = lambda c: c.args["units"]                                         # noqa: E731
+    known = {executors.rate_kinds(todo[0])[1]: 100.0}
+    assert executors.serial(todo, env, stop_after_s=250, cost=units, known=known) == 0
+    assert "would take ~5 min, 4 min are left" in capsys.readouterr().out
+    now[0] = 0.0
+    assert executors.serial(todo, env, stop_after_s=250, cost=units,
+                            known={executors.rate_kinds(todo[1])[1]: 100.0}) == 1   # the ELF cell is not predicted
+    now[0] = 0.0
+    assert executors.serial(todo, env, stop_after_s=250, cost=units) == 1
+
+
+def test_known_rates_are_the_median_of_records_from_the_same_device(monkeypatch):
+    """Three records on this device (one slow, run under load) give their median; a GPU record and a record with
+    other thread counts are left out; the forecast adds the predicted hours and counts untimed kinds apart."""
+    from types import SimpleNamespace
+
+    from elfkit import executors
+    from elfkit.cells import Cell
+
+    mine = {"device": "cpu (x86_64, 2 threads)", "threads": 2}
+    cells = [Cell("evaluate", {"units": u, "i": i, "elf": False}) for i, u in enumerate((1, 2, 1, 1, 1))]
+    provs = [{**mine, "wall_s": 10.0}, {**mine, "wall_s": 24.0}, {**mine, "wall_s": 30.0},
+             {"device": "NVIDIA H200", "threads": 2, "wall_s": 0.1}, {**mine, "threads": 16, "wall_s": 1.0}]
+    docs = {c.key: {"provenance": p} for c, p in zip(cells, provs)}
+    store = SimpleNamespace(get=lambda c: docs.get(c.key))
+    monkeypatch.setattr(cell_runner, "units", lambda c: c.args.get("units"))
+    plan = SimpleNamespace(cells=lambda: cells)
+    known = cell_runner.known_rates([plan, plan], store, mine["device"], 2)
+    assert known == dict.fromkeys(executors.rate_kinds(cells[0]), 12.0)     # median of 10, 12, 30
+    todo = [Cell("evaluate", {"units": 300, "elf": False}), Cell("evaluate", {"units": 1, "elf": True}),
+            Cell("synset", {})]
+    assert cell_runner.forecast(todo, known).startswith(
+        "  at the rates recorded on this device: ~1.0 h for the evaluations and trainings, plus 1 cell of a kind")
+
+
+def test_a_cell_takes_its_own_networks_rate_and_else_its_groups():
+    from elfkit import executors
+    from elfkit.cells import Cell
+
+    resnet, alexnet = (Cell("evaluate", {"arch": a, "elf": False}) for a in ("ResNet18", "AlexNet"))
+    own, general = executors.rate_kinds(resnet)
+    assert general == executors.rate_kinds(alexnet)[1] and own != executors.rate_kinds(alexnet)[0]
+    rates = {own: 3.0, general: 2.0}
+    assert executors.predicted_rate(rates, resnet) == 3.0 and executors.predicted_rate(rates, alexnet) == 2.0
+    assert executors.predicted_rate({}, alexnet) == 0.0
+    assert executors.predicted_rate(rates, Cell("evaluate", {"arch": "ResNet18", "elf": True})) == 0.0
