@@ -5,8 +5,8 @@ with the recomputed records, in the commit where the last cell lands. Nothing he
 from __future__ import annotations
 
 # cpu, 06_ptm_options (issue 15): the option studies at a scale where each finding can come out either way —
-# 3 distillation seeds per arm (evaluation models nested), α calibrated per distance by the share rule
-# (clom_calibration), E2 averaged over 2 disjoint member windows, E3 also evaluated on AlexNet, E4 from one PTM run
+# 3 distillation seeds per arm (evaluation models nested), α calibrated per (domain, distance) by the share rule
+# (clom_calibration), E2 balanced (every arm uses members 0-2), E3 also evaluated on AlexNet, E4 from one PTM run
 # 60 epochs long (lr x0.1 after 50) with early / pool-length / mid / final snapshots, E5 with both offline
 # out-of-domain sources, an α sweep over two decades, and 300-epoch evaluation (AlexNet at 50 epochs sits at its floor:
 # 33-44 % on 08's DM sets, 76-78 % at 300).
@@ -53,7 +53,7 @@ NEXT: dict[str, dict[str, dict]] = {
         "06_ptm_options": {
             "ptm_seeds": (0, 1, 2),
             "ptm_alpha_rule": "calibrated",
-            "ptm_member_windows": 2,
+            "ptm_member_balance": True,
             "ptm_eval_archs": ("AlexNet",),
             "ptm_eval_studies": ("architectures",),
             "ptm_eval_epochs": 300,

@@ -105,6 +105,7 @@ class Profile:
     ptm_calibration_draws: int = 8  # calls averaged per gradient-norm measurement
     ptm_seeds: tuple[int, ...] = ()  # distillation seeds of every 06 arm (() = the run's seed only)
     ptm_member_windows: int = 1     # E2: each arm averages over this many disjoint windows of pool members
+    ptm_member_balance: bool = False  # E2: arm n takes (max n / n) x ptm_member_windows windows: all arms, same members
     ptm_eval_archs: tuple[str, ...] = ()   # 06: architectures the arms are also evaluated on (see ptm_eval_studies)
     ptm_eval_epochs: int = 0        # 06/07 evaluation epochs (0 = eval_epochs): long enough for every architecture
     ptm_eval_models: int = 0        # 06/07 evaluation models per (set, architecture) (0 = n_eval_models)
@@ -234,7 +235,7 @@ SECTIONS = {
     "ptm": ("ptm_archs", "ptm_model_num", "ptm_model_num_others", "ptm_epochs", "ptm_per_class", "ptm_epoch",
             "ptm_ood_source", "ptm_alpha", "ptm_alpha_methods", "ptm_batch", "ptm_methods", "ptm_ipc", "ptm_iterations", "ptm_model_nums",
             "ptm_arch_pools", "ptm_epoch_grid", "ptm_sources", "ptm_alpha_rule", "ptm_alpha_scales",
-            "ptm_calibration_draws", "ptm_seeds", "ptm_member_windows", "ptm_eval_archs", "ptm_eval_epochs",
+            "ptm_calibration_draws", "ptm_seeds", "ptm_member_windows", "ptm_member_balance", "ptm_eval_archs", "ptm_eval_epochs",
             "ptm_eval_models", "ptm_eval_studies", "ptm_plateau_epochs", "ptm_pool_from", "ptm_cross_methods",
             "ptm_choose_from", "ptm_cross_feature"),
     "cross": ("cross_seeds", "cross_epochs", "cross_models", "cross_feature"),

@@ -187,3 +187,45 @@ def test_each_study_is_compared_with_its_own_reference_option():
     assert list(against["ptm_epoch"]) == ["60"] and list(against["alpha"]) == ["x1"]
     e4 = t[(t["study"] == "ptm_epoch") & (t["against"] == "60")].set_index("option")["Δ (points)"]
     assert e4["10"] == "1.0 ± 0.0" and e4["1"] == "-3.0 ± 0.0" and "60" not in e4.index
+
+
+def _redo_plan():
+    p = profiles.override(profiles.get("cpu"), **profile_next.overrides_for("cpu", "06_ptm_options"))
+    return p, grid.plan_of(ptm_options, p)[0]
+
+
+def test_alpha_is_calibrated_once_per_domain_and_distance_not_per_arm():
+    """Every CE-on-target arm (E2, E3, E4, α study) is calibrated on the reference cell itself (so α is the published
+    one, × the α study's scale); the cos arms get one calibration per source and seed, whatever else they vary."""
+    p, plan = _redo_plan()
+    by_option: dict = {}
+    for lab, c, _ in plan.rows:
+        g = c.args["synset"].args.get("guidance")
+        if g:
+            a = g["alpha"]
+            by_option.setdefault((lab["study"], lab["option"], lab["distill_seed"]), set()).add(
+                (a["reference"].key, a["calibration"].key, a["reference_alpha"]))
+    for (study, option, _), found in by_option.items():
+        ((ref, cal, alpha),) = found
+        if study != "source" or option == "target_ce":
+            assert cal == ref and alpha == 100.0 * (float(option[1:]) if study == "alpha" else 1.0)
+        else:
+            assert cal != ref
+    calibrations = {c.key for c in plan.cells() if c.kind == "calibration"}
+    assert len(calibrations) == len(p.ptm_seeds) * 4        # reference + target cos + 2 out-of-domain cos sources
+
+
+def test_balanced_e2_arms_use_the_same_members():
+    """ptm_member_balance: the single-PTM arm averages over members 0, 1 and 2 (3 windows), the 3-member arm uses
+    the same three at once — neither rests on the weakest member alone; an n that does not divide max n stops."""
+    p, plan = _redo_plan()
+    used: dict = {}
+    for lab, c, _ in plan.rows:
+        g = c.args["synset"].args.get("guidance")
+        if g and lab["study"] == "initialisations" and lab["distill_seed"] == 0:
+            (members,) = g["pools"].values()
+            used.setdefault(lab["option"], set()).add(tuple(t.key for t in members))
+    assert len(used["1"]) == 3 and len(used["3"]) == 1
+    assert {k for w in used["1"] for k in w} == set(next(iter(used["3"])))
+    with pytest.raises(ek.ElfkitError, match="divide"):
+        grid.plan_of(ptm_options, profiles.override(p, ptm_model_nums=(2, 3)))

@@ -65,10 +65,19 @@ def calibration_cell(p, seed: int, method: str, opt: dict, distill_seed: int | N
 REFERENCE_METHOD = {"MTT": "DM"}   # no published α: the share of DM's published setting (clom_calibration)
 
 
+def distance_option(p, opt: dict) -> dict:
+    """What an option's α is calibrated on: the reference pool (one distillation-network PTM at ptm_epoch) of the
+    option's domain, with its distance. So α is one per (domain, distance) and seed, shared by every pool, member
+    count and PTM epoch a study varies — as the paper fixes α per distance — and a study compares its options at
+    one α rather than at one gradient pull (a plateaued PTM's smaller CE gradient would otherwise buy it a larger α)."""
+    return {**base_option(p), "domain": opt["domain"], "distance": opt["distance"]}
+
+
 def alpha_for(p, seed: int, method: str, opt: dict, distill_seed: int | None = None):
     """`fixed`: the method's α (ptm_alpha_methods, else ptm_alpha) × the α study's scale; `calibrated`: the share
-    rule of clom_calibration against the published option of the reference method (the method itself; DM for MTT),
-    every norm measured at the distillation seed's initial set."""
+    rule of clom_calibration for the option's (domain, distance) (`distance_option`) against the published option
+    of the reference method (the method itself; DM for MTT), every norm measured at the distillation seed's initial
+    set — for CE on the target with a published α that is the published α itself."""
     from ..profiles import method_alpha
 
     if p.ptm_alpha_rule == "fixed":
@@ -78,7 +87,21 @@ def alpha_for(p, seed: int, method: str, opt: dict, distill_seed: int | None = N
     ref = REFERENCE_METHOD.get(method, method)
     return {"reference_alpha": method_alpha(p, ref) * opt.get("scale", 1.0),
             "reference": calibration_cell(p, seed, ref, base_option(p), distill_seed),
-            "calibration": calibration_cell(p, seed, method, opt, distill_seed)}
+            "calibration": calibration_cell(p, seed, method, distance_option(p, opt), distill_seed)}
+
+
+def member_windows(p, n: int) -> int:
+    """E2: how many disjoint member windows the n-member arm averages over — ptm_member_windows, or with
+    ptm_member_balance (max n / n) x that, so every arm uses the same members (no arm rests on the weakest ones)."""
+    if not p.ptm_member_balance:
+        return p.ptm_member_windows
+    top = max(p.ptm_model_nums)
+    if top % n:
+        from ..errors import ElfkitError
+
+        raise ElfkitError(f"ptm_member_balance needs every ptm_model_nums entry to divide the largest ({top}); "
+                          f"{n} does not: change ptm_model_nums or set ptm_member_balance False")
+    return top // n * p.ptm_member_windows
 
 
 def guidance_spec(p, seed: int, opt: dict, window: int = 0, distill_seed: int | None = None) -> dict:
@@ -129,7 +152,7 @@ def plan(p, seed: int) -> Plan:
                         out.row(cell, FIELDS, study=study, option="no CLoM", clom=False, method=method,
                                 ipc=p.ptm_ipc, **dlab)
             for opt in options(p):
-                windows = p.ptm_member_windows if opt["study"] == "initialisations" else 1
+                windows = member_windows(p, opt["model_num"]) if opt["study"] == "initialisations" else 1
                 for w in range(windows):
                     wlab = {"member_window": w} if windows > 1 else {}
                     g = {**guidance_spec(p, seed, opt, window=w, distill_seed=d),
