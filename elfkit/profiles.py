@@ -107,14 +107,20 @@ class Profile:
     ptm_member_windows: int = 1     # E2: each arm averages over this many disjoint windows of pool members
     ptm_member_balance: bool = False  # E2: arm n takes (max n / n) x ptm_member_windows windows: all arms, same members
     ptm_eval_archs: tuple[str, ...] = ()   # 06: architectures the arms are also evaluated on (see ptm_eval_studies)
-    ptm_eval_epochs: int = 0        # 06/07 evaluation epochs (0 = eval_epochs): long enough for every architecture
-    ptm_eval_models: int = 0        # 06/07 evaluation models per (set, architecture) (0 = n_eval_models)
+    ptm_eval_epochs: int = 0        # 06 evaluation epochs (0 = eval_epochs): long enough for every architecture
+    ptm_eval_models: int = 0        # 06 evaluation models per (set, architecture) (0 = n_eval_models)
     ptm_eval_studies: tuple[str, ...] = ()   # 06: the studies whose arms ptm_eval_archs also evaluate (() = all)
     ptm_plateau_epochs: int = 0     # E4: its PTM trains this long, ptm_epoch_grid snapshots from it (0 = ptm_epochs)
     ptm_pool_from: str = "profile"  # 07's CLoM: the profile's full pool, or "06": 06's best option per study
     ptm_cross_methods: tuple[str, ...] = ()   # 07's distillation methods (() = ptm_methods), e.g. ("DM", "MTT")
     ptm_choose_from: str = ""       # 07 from 06: whose 06 arms choose the options ("" = each method its own), e.g. "DM"
     ptm_cross_feature: str = ""     # 07's ELF feature model, like cross_feature ("" = the profile's feature model)
+    # 07's own schedule (06's ptm_seeds / ptm_alpha_rule / ptm_eval_* do not reach it, so a 06 redo landing leaves
+    # 07's cells as they are)
+    ptm_cross_seeds: tuple[int, ...] = ()   # 07's distillation seeds (() = the run's seed only)
+    ptm_cross_alpha_rule: str = "fixed"     # 07 from 06: α of the chosen option, fixed or calibrated (06's rule)
+    ptm_cross_eval_epochs: int = 0          # 07's evaluation epochs (0 = eval_epochs)
+    ptm_cross_eval_models: int = 0          # 07's evaluation models per (set, architecture) (0 = n_eval_models)
     # ELF main table (03): its own schedule, so that ELF is tested where the 08 map says a claim can come out either way
     cross_seeds: tuple[int, ...] = ()   # distillation seeds of every 03 set (() = the run's seed only)
     cross_epochs: int = 0               # 03 evaluation epochs (0 = eval_epochs)
@@ -237,7 +243,8 @@ SECTIONS = {
             "ptm_arch_pools", "ptm_epoch_grid", "ptm_sources", "ptm_alpha_rule", "ptm_alpha_scales",
             "ptm_calibration_draws", "ptm_seeds", "ptm_member_windows", "ptm_member_balance", "ptm_eval_archs", "ptm_eval_epochs",
             "ptm_eval_models", "ptm_eval_studies", "ptm_plateau_epochs", "ptm_pool_from", "ptm_cross_methods",
-            "ptm_choose_from", "ptm_cross_feature"),
+            "ptm_choose_from", "ptm_cross_feature", "ptm_cross_seeds", "ptm_cross_alpha_rule", "ptm_cross_eval_epochs",
+            "ptm_cross_eval_models"),
     "cross": ("cross_seeds", "cross_epochs", "cross_models", "cross_feature"),
     "regime": ("regime_archs", "regime_features", "regime_epochs", "regime_long_epochs", "regime_long_archs",
                "regime_seeds", "regime_ipc", "regime_models"),

@@ -202,6 +202,7 @@ def test_mtt_alpha_takes_the_share_of_dms_published_setting_and_07_uses_it(tmp_p
     assert abs(mtt_share - dm_share) < 1e-6 * dm_share
     ctx7 = ek.start("07_ptm_cross_arch", "smoke", progress="off", quiet=True,
                     overrides={**over, "ptm_pool_from": "06", "ptm_cross_methods": ["DM", "MTT"],
+                               "ptm_cross_alpha_rule": "calibrated",
                                "ptm_cross_feature": "0:2:2"})
     rows = pd.DataFrame(ptm_cross_arch.run(ctx7).records)
     clom_mtt = rows[(rows["method"] == "MTT") & (rows["distill"] == "CLoM")]

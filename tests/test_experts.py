@@ -66,3 +66,17 @@ def test_missing_snapshot_is_a_clear_error(toy, tmp_path):
     assert t.epochs() == [0, 1, 2]
     with pytest.raises(Exception, match="no snapshot for epoch 5"):
         t.state(5)
+
+
+def test_a_longer_run_holds_the_shorter_runs_weights_up_to_its_length(toy, tmp_path):
+    """07 takes an early chosen PTM epoch from the pools' short run rather than E4's long one: that is exact only
+    because training never looks ahead — same seed, data order and lr (the long run's first milestone falls past
+    the short run) give bit-identical snapshots, with the test accuracies alike."""
+    from dataclasses import replace
+
+    rec = replace(experts.RECIPES["ptm"], milestones=(2,))     # lr x0.1 after epoch index 2: inside the long run only
+    short = experts.train(toy, "ConvNetW32", recipe=rec, epochs=2, seed=5, root=tmp_path / "s", test_every=1)
+    long = experts.train(toy, "ConvNetW32", recipe=rec, epochs=4, seed=5, root=tmp_path / "l", test_every=1)
+    for e in (0, 1, 2):
+        assert torch.equal(_flat(short.state(e)), _flat(long.state(e)))
+        assert e == 0 or short.test_acc[e] == long.test_acc[e]

@@ -111,7 +111,7 @@ def test_the_06_redo_has_three_distillation_seeds_per_arm_and_300_epochs():
 def test_07_distils_every_arm_from_each_distillation_seed_and_pairs_its_gains():
     from elfkit.experiments import ptm_cross_arch
 
-    plan, _ = grid.plan_of(ptm_cross_arch, profiles.get("smoke", ptm_seeds=(0, 1)))
+    plan, _ = grid.plan_of(ptm_cross_arch, profiles.get("smoke", ptm_cross_seeds=(0, 1)))
     sets = {(lab["distill"], lab["distill_seed"]): c.args["synset"].key for lab, c, _ in plan.rows}
     assert len(set(sets.values())) == 4 and {k[1] for k in sets} == {0, 1}
     one, _ = grid.plan_of(ptm_cross_arch, profiles.get("smoke"))
@@ -154,6 +154,16 @@ def test_07_takes_dms_choice_for_mtt_and_a_late_epoch_from_the_plateau_run(tmp_p
         (members,) = g["pools"].values()
         assert g["epoch"] == 5 and len(members) == 2 and {t.args["epochs"] for t in members} == {5}
     assert any("chosen by DM" in lab["pool"] for lab, _, _ in plan.rows if lab["method"] == "MTT")
+    assert all(lab["chosen_from"] == "sha256:x" for lab, _, _ in plan.rows)   # a label, not part of any key
+    keys = {c.key for c in plan.cells()}
+    f.write_text(json.dumps({"records": rows, "sha256": "sha256:rewritten"}))
+    assert {c.key for c in grid.plan_of(ptm_cross_arch, p)[0].cells()} == keys
+    # a chosen epoch within the pools' length: the pools' own run (the same weights up to there), not E4's long one
+    early = [{**r, "ptm_epoch": 2} if r["study"] == "ptm_epoch" else r for r in rows]
+    f.write_text(json.dumps({"records": early, "sha256": "sha256:z"}))
+    for c in grid.plan_of(ptm_cross_arch, p)[0].cells():
+        if c.kind == "synset" and c.args.get("guidance"):
+            assert {t.args["epochs"] for m in c.args["guidance"]["pools"].values() for t in m} == {p.ptm_epochs}
     # records that do not say which run: the pools' (2 epochs), which has no snapshot 5
     rows = [{k: v for k, v in r.items() if k != "ptm_train_epochs"} for r in rows]
     f.write_text(json.dumps({"records": rows, "sha256": "sha256:y"}))
@@ -229,3 +239,13 @@ def test_balanced_e2_arms_use_the_same_members():
     assert {k for w in used["1"] for k in w} == set(next(iter(used["3"])))
     with pytest.raises(ek.ElfkitError, match="divide"):
         grid.plan_of(ptm_options, profiles.override(p, ptm_model_nums=(2, 3)))
+
+
+def test_06s_redo_landing_leaves_07s_cells_as_they_are():
+    """07 has its own seeds, α rule and schedule: the cpu profile taking 06's pending values moves no 07 cell key
+    (and 07 still plans: its profile pool keeps a fixed α)."""
+    from elfkit.experiments import ptm_cross_arch
+
+    base = profiles.get("cpu")
+    landed = profiles.override(base, **profile_next.overrides_for("cpu", "06_ptm_options"))
+    assert set(grid.plan_of(ptm_cross_arch, landed)[0].keys()) == set(grid.plan_of(ptm_cross_arch, base)[0].keys())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..cells import Plan
 from .. import profiles
 from ..results import Output
-from . import grid, ptm_options
+from . import grid
 
 SLUG = "07_ptm_cross_arch"
 PRODUCTS = ["results/{profile}/07_ptm_cross_arch/records.json", "figures/{profile}/07_ptm_cross_arch.png"]
@@ -37,12 +37,16 @@ def best_options(records_path, method: str, arch: str) -> dict:
     return {s: r for s, (_, r) in best.items()}, doc["sha256"]
 
 
-def chosen_guidance(p, seed: int, method: str, records_path, distill_seed: int | None = None) -> tuple[dict, str]:
+def chosen_guidance(p, seed: int, method: str, records_path,
+                    distill_seed: int | None = None) -> tuple[dict, str, str]:
     """The CLoM spec of 06's winners: the best architecture pool, its best number of initialisations, the best PTM
-    epoch, and the best source (domain and distance); α by 06's rule (ptm_alpha_rule: fixed, or calibrated for this
-    very option). The options are `method`'s own best, or those of ptm_choose_from's method (e.g. DM's for MTT, which
-    06 need not study). The chosen epoch is a snapshot of the run 06 measured it on (E4's longer run, when
-    ptm_plateau_epochs made one). The label names the choice."""
+    epoch, and the best source (domain and distance); α by ptm_cross_alpha_rule (fixed, or calibrated for the chosen
+    domain and distance by 06's rule). The options are `method`'s own best, or those of ptm_choose_from's method (e.g.
+    DM's for MTT, which 06 need not study). The chosen epoch is a snapshot of the run 06 measured it on (E4's longer
+    run, when ptm_plateau_epochs made one) — or, at an epoch within the pools' length, of the pools' own run, whose
+    snapshots up to there are the same weights (same seed, data order and lr until the first milestone past the
+    pools' length), so a choice of an early epoch trains no PTM for the long run's length. The label names the
+    choice; the key holds only the choice (not the records' checksum, which a rewrite of 06's records changes)."""
     from .ptm_options import alpha_for, guidance_spec, source_of
 
     chooser = p.ptm_choose_from or method
@@ -60,7 +64,7 @@ def chosen_guidance(p, seed: int, method: str, records_path, distill_seed: int |
     domain, distance = source_of(best["source"]["option"])
     opt = {"archs": archs, "model_num": n, "epoch": epoch, "domain": domain, "distance": distance}
     trained = int(best["ptm_epoch"].get("ptm_train_epochs") or p.ptm_epochs)   # the very run 06 measured it on
-    if trained != p.ptm_epochs:
+    if trained != p.ptm_epochs and epoch > p.ptm_epochs:   # within the pools' length both runs hold the same weights
         opt["train_epochs"] = trained
     if epoch > trained:
         from ..errors import ElfkitError
@@ -68,34 +72,36 @@ def chosen_guidance(p, seed: int, method: str, records_path, distill_seed: int |
         raise ElfkitError(f"06's best PTM epoch {epoch} is past its run ({trained} epochs); rerun 06 with this "
                           "profile's ptm_epochs / ptm_plateau_epochs")
     spec = {**guidance_spec(p, seed, opt, distill_seed=distill_seed),
-            "alpha": alpha_for(p, seed, method, opt, distill_seed=distill_seed), "chosen_from": sha}
+            "alpha": alpha_for(p, seed, method, opt, distill_seed=distill_seed, rule=p.ptm_cross_alpha_rule)}
     by = "" if chooser == method else f", chosen by {chooser}"
-    return spec, f"{'+'.join(archs)} x{n} @{epoch} {best['source']['option']} (06's best{by})"
+    return spec, f"{'+'.join(archs)} x{n} @{epoch} {best['source']['option']} (06's best{by})", sha
 
 
 def plan(p, seed: int) -> Plan:
     from .. import paths
 
-    prot = ptm_options.protocol(p)
+    prot = grid.schedule(p, p.ptm_cross_eval_epochs, p.ptm_cross_eval_models)
     test = grid.data_spec(p.dataset, 0, prot.test_per_class, seed)
     out = Plan(data=test)
     if p.ptm_pool_from not in ("profile", "06"):
         raise ValueError(f"ptm_pool_from must be 'profile' or '06', got {p.ptm_pool_from!r}")
     src, pools = grid.ptm_cells(p, seed, "target") if p.ptm_pool_from == "profile" else (None, {})
-    runs = [(m, d) for m in p.ptm_cross_methods or p.ptm_methods for d in p.ptm_seeds or (seed,)]
-    for method, d in runs:           # d: the distillation seed (ptm_seeds; PTMs and model seeds are shared)
-        dlab = {"distill_seed": d} if p.ptm_seeds else {}
+    runs = [(m, d) for m in p.ptm_cross_methods or p.ptm_methods for d in p.ptm_cross_seeds or (seed,)]
+    for method, d in runs:           # d: the distillation seed (ptm_cross_seeds; PTMs and model seeds are shared)
+        dlab = {"distill_seed": d} if p.ptm_cross_seeds else {}
         if p.ptm_pool_from == "06":
             records = paths.results_dir(profiles.label(p), "06_ptm_options") / "records.json"
-            g, pool = chosen_guidance(p, seed, method, records, distill_seed=d if p.ptm_seeds else None)
+            g, pool, sha = chosen_guidance(p, seed, method, records, distill_seed=d if p.ptm_cross_seeds else None)
+            dlab["chosen_from"] = sha
         else:
-            if p.ptm_alpha_rule != "fixed" or (method == "MTT" and "MTT" not in profiles.assignments(
+            if p.ptm_cross_alpha_rule != "fixed" or (method == "MTT" and "MTT" not in profiles.assignments(
                     p.ptm_alpha_methods)):
                 from ..errors import ElfkitError
 
                 raise ElfkitError(f"07's profile pool takes a fixed α, and {method} has none that fits "
-                                  f"(ptm_alpha_rule {p.ptm_alpha_rule!r}); use ptm_pool_from='06' (calibrated for its "
-                                  "chosen option), or for MTT give it one in ptm_alpha_methods, e.g. ('MTT=1',)")
+                                  f"(ptm_cross_alpha_rule {p.ptm_cross_alpha_rule!r}); use ptm_pool_from='06' "
+                                  "(calibrated for its chosen option), or for MTT give it one in ptm_alpha_methods, "
+                                  "e.g. ('MTT=1',)")
             g = {"pools": pools, "source": src, "epoch": p.ptm_epoch, "alpha": profiles.method_alpha(p, method),
                  "distance": "ce_code", "model_num": None, "batch": p.ptm_batch, "seed": d}
             pool = "+".join(pools)

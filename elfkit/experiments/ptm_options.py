@@ -73,17 +73,18 @@ def distance_option(p, opt: dict) -> dict:
     return {**base_option(p), "domain": opt["domain"], "distance": opt["distance"]}
 
 
-def alpha_for(p, seed: int, method: str, opt: dict, distill_seed: int | None = None):
+def alpha_for(p, seed: int, method: str, opt: dict, distill_seed: int | None = None, rule: str = ""):
     """`fixed`: the method's α (ptm_alpha_methods, else ptm_alpha) × the α study's scale; `calibrated`: the share
     rule of clom_calibration for the option's (domain, distance) (`distance_option`) against the published option
     of the reference method (the method itself; DM for MTT), every norm measured at the distillation seed's initial
     set — for CE on the target with a published α that is the published α itself."""
     from ..profiles import method_alpha
 
-    if p.ptm_alpha_rule == "fixed":
+    rule = rule or p.ptm_alpha_rule     # 07 passes its own (ptm_cross_alpha_rule)
+    if rule == "fixed":
         return method_alpha(p, method) * opt.get("scale", 1.0)
-    if p.ptm_alpha_rule != "calibrated":
-        raise ValueError(f"ptm_alpha_rule must be 'fixed' or 'calibrated', got {p.ptm_alpha_rule!r}")
+    if rule != "calibrated":
+        raise ValueError(f"the α rule must be 'fixed' or 'calibrated', got {rule!r}")
     ref = REFERENCE_METHOD.get(method, method)
     return {"reference_alpha": method_alpha(p, ref) * opt.get("scale", 1.0),
             "reference": calibration_cell(p, seed, ref, base_option(p), distill_seed),
@@ -117,7 +118,7 @@ def guidance_spec(p, seed: int, opt: dict, window: int = 0, distill_seed: int | 
 
 
 def protocol(p):
-    """06/07's evaluation: the profile's, with ptm_eval_epochs and ptm_eval_models where they are set."""
+    """06's evaluation: the profile's, with ptm_eval_epochs and ptm_eval_models where they are set."""
     return grid.schedule(p, p.ptm_eval_epochs, p.ptm_eval_models)
 
 
