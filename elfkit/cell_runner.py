@@ -12,26 +12,43 @@ ORDERS = ("plan", "cheap")
 
 def ordered(todo: list, order: str) -> list:
     """plan: dependency order. cheap: every non-evaluation cell first (they feed the rest; feature_trainings_last),
-    then evaluations by estimated cost, so a slice finishes as many as it can."""
+    with the evaluations that read a pending training's network themselves right after it, then the other
+    evaluations by estimated cost, so a slice finishes as many as it can."""
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     if order == "plan":
         return list(todo)
-    feeders = feature_trainings_last([c for c in todo if c.kind != "evaluate"])
-    return feeders + sorted((c for c in todo if c.kind == "evaluate"), key=cost)
+    trajectories = {c.key for c in todo if c.kind == "trajectory"}
+    direct = {c.key for c in todo if c.kind == "evaluate" and read_trajectory(c, trajectories)}
+    feeders = feature_trainings_last([c for c in todo if c.kind != "evaluate"] +
+                                     [c for c in todo if c.key in direct])
+    return feeders + sorted((c for c in todo if c.kind == "evaluate" and c.key not in direct), key=cost)
+
+
+def read_trajectory(cell, trajectories: set) -> str | None:
+    """The key of the pending trajectory whose weights `cell` reads from runs/: a features cell's network, or an
+    evaluation's own (ELF on augmented batches computes its features as it trains); None otherwise."""
+    if cell.kind == "features":
+        key = cell.args["trajectory"].key
+        return key if key in trajectories else None
+    if cell.kind == "evaluate":
+        return next((i.key for i in cell.inputs if i.kind == "trajectory" and i.key in trajectories), None)
+    return None
 
 
 def feature_trainings_last(feeders: list) -> list:
-    """The feeding cells with every pending trajectory that features cells read moved after the rest (the sets), each
-    directly followed by all its features cells: its weights live in runs/, which a session does not keep, and this
-    way a slice ends between a training and the features it feeds only if it stops right after the training.
-    Features of a trajectory that is not pending stay with the rest. The whole list stays in plan order if the
-    reordering would put a cell before one of its inputs."""
+    """The feeding cells with every pending trajectory whose weights other cells read moved after the rest (the
+    sets), each directly followed by all its readers (its features cells, then the evaluations that read the network
+    itself): its weights live in runs/, which a session does not keep, and this way a slice ends between a training
+    and the cells it feeds only if it stops right after the training — a later slice on a fresh machine would train
+    it again. Readers of a trajectory that is not pending stay with the rest. The whole list stays in its given order
+    if the reordering would put a cell before one of its inputs."""
     trajectories = {c.key for c in feeders if c.kind == "trajectory"}
     readers: dict = {}
     for c in feeders:
-        if c.kind == "features" and c.args["trajectory"].key in trajectories:
-            readers.setdefault(c.args["trajectory"].key, []).append(c)
+        key = read_trajectory(c, trajectories)
+        if key:
+            readers.setdefault(key, []).append(c)
     grouped = {f.key for fs in readers.values() for f in fs}
     rest = [c for c in feeders if c.key not in readers and c.key not in grouped]
     out = rest + [x for c in feeders if c.key in readers for x in (c, *readers[c.key])]

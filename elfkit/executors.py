@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from . import log
-from .cells import GPU_KINDS, Cell, CellStore, Plan, pending
+from .cells import GPU_KINDS, Cell, CellStore, Plan, canonical, pending
 from .errors import ElfkitError
 
 if TYPE_CHECKING:      # torch-side; imported where cells run, so parse() and the store stay torch-free
@@ -70,6 +70,24 @@ def _compute(cell: Cell, env) -> tuple[dict, dict]:
     return out, _provenance(env, time.perf_counter() - t0, started, env.executor)
 
 
+def persist(store: CellStore, cell: Cell, out: dict, prov: dict) -> None:
+    """Write a finished cell's record — unless the cell had one already (recomputed only because its artefacts,
+    e.g. a training's weights in runs/, were not on this machine) and came out exactly as recorded: then the record
+    and its provenance stay as committed. One that came out otherwise is written, with a warning, as the cells
+    computed from its earlier artefacts may no longer agree with it."""
+    old = store.get(cell)
+    if old is not None and canonical(old["output"]) == canonical(out):
+        print(f"  {cell.describe()} [{cell.short}]: recomputed to restore its artefacts, identical to its record",
+              flush=True)
+        return
+    if old is not None:
+        print(f"  WARNING: {cell.describe()} [{cell.short}] recomputed differently from its record (another CPU or "
+              "library version?); the new record is written, but cells computed from its earlier artefacts (e.g. "
+              "features of an earlier training) may not match it: delete those cells' records to recompute them",
+              flush=True)
+    store.put(cell, out, prov)
+
+
 def rate_kinds(cell: Cell) -> tuple[tuple, tuple]:
     """The two groups of cells whose seconds per cost unit predict this one's: its own network, and — before one of
     those is measured — any network. Both by kind, recipe (a PTM pool, an MTT expert, a feature model) and ELF or
@@ -111,7 +129,7 @@ def serial(todo: list[Cell], env, stop_after_s: float = 0.0,
             if units:
                 for k in rate_kinds(cell):
                     rates[k] = max(rates.get(k, 0.0), prov["wall_s"] / units)
-            env.store.put(cell, out, prov)
+            persist(env.store, cell, out, prov)
             bar.update(1)
             if env.progress == "rows":
                 print(f"  cell {bar.n}/{len(todo)} {cell.describe()} {prov['wall_s']:.1f} s", flush=True)
@@ -162,7 +180,7 @@ def _ray(todo: list[Cell], env, address: str | None) -> None:
                     raise ElfkitError(f"cell {c.describe()} [{c.short}] failed on a Ray worker: "
                                       f"{str(e).strip().splitlines()[-1][:300]}; the cells finished before it are "
                                       "kept, a rerun continues from them") from e
-                env.store.put(c, out, prov)
+                persist(env.store, c, out, prov)
                 bar.update(1)
                 if env.progress == "rows":
                     print(f"  cell {bar.n}/{len(todo)} {c.describe()} {prov['wall_s']:.1f} s on {prov['host']}",
@@ -177,7 +195,7 @@ def _drain(running: dict, env) -> None:
     for ref in done:
         try:
             out, prov = ray.get(ref)
-            env.store.put(running[ref], out, prov)
+            persist(env.store, running[ref], out, prov)
         except Exception:   # noqa: BLE001  (a second failure: the first one is reported)
             pass
     for ref in rest:

@@ -130,6 +130,7 @@ class Profile:
     # ELF regime map (08, docs/elf.md §12): gain vs feature-model quality x evaluation length, axes fixed before runs
     regime_archs: tuple[str, ...] = ("ConvNet", "AlexNet", "VGG11", "ResNet18")   # ConvNet: the control
     regime_features: tuple[str, ...] = ("1000:2:2", "0:3:1", "0:3:2", "0:3:3")   # per_class:trajectory epochs:snapshot
+    # (03/04/05/07's redos read these trainings by key, their snapshot lists included: add a point, never edit one)
     regime_epochs: tuple[int, ...] = (50, 300)   # evaluation lengths for every architecture
     regime_long_epochs: int = 1000               # and this one for regime_long_archs at the last feature model
     regime_long_archs: tuple[str, ...] = ("ResNet18", "VGG11")

@@ -120,7 +120,7 @@ def test_a_slice_starts_no_evaluation_predicted_to_end_past_its_hours(monkeypatc
 
     def env():
         now[0] = 0.0
-        return SimpleNamespace(progress="off", store=SimpleNamespace(put=lambda *a: None))
+        return SimpleNamespace(progress="off", store=SimpleNamespace(put=lambda *a: None, get=lambda c: None))
 
     units = lambda c: c.args["units"]                                         # noqa: E731
     assert executors.serial(todo, env(), stop_after_s=250, cost=units) == 1
@@ -181,7 +181,7 @@ def test_a_slice_predicts_each_kind_of_cell_from_its_own_measured_rate(monkeypat
     monkeypatch.setattr(executors, "_compute", compute)
     todo = [Cell(k, {"units": u, "i": i}) for i, (k, u) in
             enumerate((("trajectory", 1), ("evaluate", 1), ("evaluate", 10), ("trajectory", 1)))]
-    env = SimpleNamespace(progress="off", store=SimpleNamespace(put=lambda *a: None))
+    env = SimpleNamespace(progress="off", store=SimpleNamespace(put=lambda *a: None, get=lambda c: None))
     assert executors.serial(todo, env, stop_after_s=250, cost=lambda c: c.args["units"]) == 3
     assert "would take ~2 min, 1 min are left" in capsys.readouterr().out     # 100 s predicted at 210 s
 
@@ -215,7 +215,7 @@ def test_a_slice_predicts_its_first_cell_from_rates_recorded_before(monkeypatch,
 
     monkeypatch.setattr(executors.time, "perf_counter", lambda: now[0])
     monkeypatch.setattr(executors, "_compute", compute)
-    env = SimpleNamespace(progress="off", store=SimpleNamespace(put=lambda *a: None))
+    env = SimpleNamespace(progress="off", store=SimpleNamespace(put=lambda *a: None, get=lambda c: None))
     todo = [Cell("evaluate", {"units": 3, "elf": True}), Cell("evaluate", {"units": 1, "elf": False})]
     units = lambda c: c.args["units"]                                         # noqa: E731
     known = {executors.rate_kinds(todo[0])[1]: 100.0}
@@ -263,3 +263,37 @@ def test_a_cell_takes_its_own_networks_rate_and_else_its_groups():
     assert executors.predicted_rate(rates, resnet) == 3.0 and executors.predicted_rate(rates, alexnet) == 2.0
     assert executors.predicted_rate({}, alexnet) == 0.0
     assert executors.predicted_rate(rates, Cell("evaluate", {"arch": "ResNet18", "elf": True})) == 0.0
+
+
+def test_evaluations_that_read_a_trainings_network_follow_that_training():
+    """04's augmented-feature ELF rows compute features from the feature model itself while they train: they sit
+    directly after its training and features, not at the end among the evaluations (where each fresh machine's
+    slice would train the model again until they were done)."""
+    from elfkit.experiments import elf_ablations
+
+    plan, _ = grid.plan_of(elf_ablations, profiles.get("smoke"))
+    todo = cell_runner.ordered(plan.cells(), "cheap")
+    position = {c.key: i for i, c in enumerate(todo)}
+    assert all(position[i.key] < position[c.key] for c in todo for i in c.inputs)
+    direct = [c for c in todo if c.kind == "evaluate" and any(i.kind == "trajectory" for i in c.inputs)]
+    assert direct
+    first_other = min(i for i, c in enumerate(todo) if c.kind == "evaluate" and c not in direct)
+    for c in direct:
+        (t,) = {i.key for i in c.inputs if i.kind == "trajectory"}
+        between = todo[position[t] + 1:position[c.key]]
+        assert position[c.key] < first_other and all(cell_runner.read_trajectory(b, {t}) for b in between)
+
+
+def test_a_cell_recomputed_for_its_artefacts_keeps_its_record_when_identical(tmp_path, capsys):
+    """A training retrained on a fresh machine only to restore its weights: an identical output leaves the committed
+    record (provenance included) untouched; a different one is written, with a warning that names the fix."""
+    from elfkit import executors
+    from elfkit.cells import Cell, CellStore
+
+    store, cell = CellStore(tmp_path), Cell("trajectory", {"arch": "ConvNet", "i": 1})
+    store.put(cell, {"score": {"3": 0.8958}}, {"wall_s": 5559.0})
+    before = store.path(cell).read_bytes()
+    executors.persist(store, cell, {"score": {"3": 0.8958}}, {"wall_s": 4000.0})
+    assert store.path(cell).read_bytes() == before and "identical to its record" in capsys.readouterr().out
+    executors.persist(store, cell, {"score": {"3": 0.8957}}, {"wall_s": 4000.0})
+    assert store.get(cell)["output"]["score"]["3"] == 0.8957 and "WARNING" in capsys.readouterr().out
