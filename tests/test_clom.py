@@ -225,8 +225,8 @@ def test_ptm_table_spread_is_over_distillation_seeds_with_models_nested():
 
 
 def test_07_builds_its_pool_from_06s_best_options(tmp_path, monkeypatch):
-    """ptm_pool_from='06': 07's CLoM set uses 06's best option per study (computed from 06's records), and its
-    cells depend on those records (their sha256), so new 06 results re-plan 07."""
+    """ptm_pool_from='06': 07's CLoM set uses 06's best option per study (computed from 06's records), and its rows
+    name the records they were chosen from (their sha256, a label: only a changed choice re-keys 07's cells)."""
     from elfkit.experiments import grid, ptm_cross_arch
 
     monkeypatch.setenv("ELFKIT_RESULTS_DIR", str(tmp_path))
@@ -239,7 +239,7 @@ def test_07_builds_its_pool_from_06s_best_options(tmp_path, monkeypatch):
         assert acc[(study, row["option"])] == acc[study].max()
     plan, _ = grid.plan_of(ptm_cross_arch, ek.profiles.get("smoke", ptm_pool_from="06"))
     guided = [c for c in plan.cells() if c.kind == "synset" and c.args.get("guidance")]
-    assert guided and all(c.args["guidance"]["chosen_from"] == sha for c in guided)
+    assert guided and all(lab["chosen_from"] == sha for lab, _, _ in plan.rows)
     assert any("(06's best)" in lab.get("pool", "") for lab, _, _ in plan.rows)
 
 
@@ -276,7 +276,7 @@ def test_numpy_only_unpickler_refuses_anything_else(tmp_path):
 def test_ptm_studies_take_their_own_evaluation_length():
     from elfkit.experiments import grid, ptm_cross_arch, ptm_options
 
-    for mod in (ptm_options, ptm_cross_arch):
-        plan, reads = grid.plan_of(mod, ek.profiles.get("smoke", ptm_eval_epochs=5))
+    for mod, field in ((ptm_options, "ptm_eval_epochs"), (ptm_cross_arch, "ptm_cross_eval_epochs")):
+        plan, reads = grid.plan_of(mod, ek.profiles.get("smoke", **{field: 5}))
         assert {c.args["protocol"]["epochs"] for c in plan.cells() if c.kind == "evaluate"} == {5}
-        assert "ptm_eval_epochs" in reads and "eval_epochs" not in reads
+        assert field in reads and "eval_epochs" not in reads
