@@ -100,13 +100,9 @@ def test_cells_then_the_notebook_assembles_without_computing(tmp_path, monkeypat
     assert len(peek) == len(full) and peek["value"].tolist() == pytest.approx(full["value"].tolist())
 
 
-def test_a_slice_starts_no_evaluation_predicted_to_end_past_its_hours(monkeypatch, capsys):
-    """After one measured cell (100 s for 1 unit), a 2-unit cell would end at 300 s > 250 s: the slice stops there;
-    without costs it starts it (elapsed 100 s < 250 s) and runs over, as it does for a cell of unknown cost."""
-    from types import SimpleNamespace
-
+def _clock_of_units(monkeypatch) -> list:
+    """A clock that moves 100 s per unit of each cell computed (no cell really runs); returns its reading."""
     from elfkit import executors
-    from elfkit.cells import Cell
 
     now = [0.0]
 
@@ -116,6 +112,18 @@ def test_a_slice_starts_no_evaluation_predicted_to_end_past_its_hours(monkeypatc
 
     monkeypatch.setattr(executors.time, "perf_counter", lambda: now[0])
     monkeypatch.setattr(executors, "_compute", compute)
+    return now
+
+
+def test_a_slice_starts_no_evaluation_predicted_to_end_past_its_hours(monkeypatch, capsys):
+    """After one measured cell (100 s for 1 unit), a 2-unit cell would end at 300 s > 250 s: the slice stops there;
+    without costs it starts it (elapsed 100 s < 250 s) and runs over, as it does for a cell of unknown cost."""
+    from types import SimpleNamespace
+
+    from elfkit import executors
+    from elfkit.cells import Cell
+
+    now = _clock_of_units(monkeypatch)
     todo = [Cell("evaluate", {"units": u, "i": i}) for i, u in enumerate((1, 2, 1))]
 
     def env():
@@ -207,14 +215,7 @@ def test_a_slice_predicts_its_first_cell_from_rates_recorded_before(monkeypatch,
     from elfkit import executors
     from elfkit.cells import Cell
 
-    now = [0.0]
-
-    def compute(cell, env):
-        now[0] += 100.0 * cell.args["units"]
-        return {}, {"wall_s": 100.0 * cell.args["units"]}
-
-    monkeypatch.setattr(executors.time, "perf_counter", lambda: now[0])
-    monkeypatch.setattr(executors, "_compute", compute)
+    now = _clock_of_units(monkeypatch)
     env = SimpleNamespace(progress="off", store=SimpleNamespace(put=lambda *a: None, get=lambda c: None))
     todo = [Cell("evaluate", {"units": 3, "elf": True}), Cell("evaluate", {"units": 1, "elf": False})]
     units = lambda c: c.args["units"]                                         # noqa: E731
