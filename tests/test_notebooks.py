@@ -78,7 +78,7 @@ def test_notebook_smoke(nb, tmp_path, results_root):
 
 # notebooks whose cpu grid is still being computed, cell by cell, across sessions (results/cpu/cells): their bare
 # replay must stop with the clear "no committed results" message until the records are committed
-PENDING_CPU_RUNS = {"08_elf_regime"}
+PENDING_CPU_RUNS: set[str] = set()
 
 
 @pytest.mark.notebook
