@@ -151,10 +151,11 @@ def forecast(todo: list, known: dict) -> str:
             "(distillations and feature extractions not counted)")
 
 
-def recorded(plans: list, store) -> str:
-    """What the plans' finished cells cost when they ran (the sum of their recorded wall times, whatever the device):
-    a grid's measured compute, which its experiment's own records — assembled from the cells — cannot show."""
-    seen, wall, n = set(), 0.0, 0
+def recorded_compute(plans: list, store) -> tuple[float, int]:
+    """(seconds, cells): the sum of the recorded wall times of the plans' finished cells, each shared cell once, on
+    whatever device they ran — a grid's measured compute, which its experiment's own records (assembled from the
+    cells) cannot show."""
+    seen, total, n = set(), 0.0, 0
     for plan in plans:
         for c in plan.cells():
             if c.key in seen:
@@ -162,8 +163,8 @@ def recorded(plans: list, store) -> str:
             seen.add(c.key)
             s = ((store.get(c) or {}).get("provenance") or {}).get("wall_s")
             if s:
-                wall, n = wall + s, n + 1
-    return f"  recorded so far: {wall / 3600:.1f} h ({wall:,.0f} s) of compute over {n} finished cells (their wall times)"
+                total, n = total + s, n + 1
+    return total, n
 
 
 def _spec(dataset: str):
@@ -276,7 +277,9 @@ def run(experiment: str | list[str], profile: str = "cpu", *, dataset: str = "",
     if len(jobs) > 1:
         print(f"{slug}: {len(todo)} distinct cells to compute: {describe(todo)}", flush=True)
     if status_only:
-        print(recorded([j[1] for j in jobs], env.store), flush=True)
+        spent, n = recorded_compute([j[1] for j in jobs], env.store)
+        print(f"  recorded so far: {spent / 3600:.1f} h ({spent:,.0f} s) of compute over {n} finished cells "
+              "(their wall times)", flush=True)
     if not todo:
         return 0
     import torch

@@ -77,7 +77,7 @@ def test_cells_run_in_slices_and_a_rerun_continues(tmp_path, monkeypatch, capsys
     assert "0 still pending" in out
     assert cli.main(["cells", "00", "--profile", "smoke", "--status"]) == 0
     out = capsys.readouterr().out
-    assert "0 to compute: nothing pending" in out and "s) of compute over 8 finished cells" in out
+    assert "0 to compute: nothing pending" in out and "over 8 finished cells" in out
     assert cli.main(["cells", "00", "--profile", "smoke", "--next"]) == 2
     assert "no pending values" in capsys.readouterr().err
     assert cli.main(["cells", "0", "--profile", "smoke"]) == 2        # matches no single notebook
@@ -170,15 +170,15 @@ def test_several_experiments_run_as_one_slice_computing_each_shared_cell_once(tm
 
 
 def test_recorded_compute_sums_each_shared_cell_once():
-    """Two plans sharing a cell: its wall time counts once; a cell without a record (or without a wall time) adds
-    nothing."""
+    """Two plans sharing a cell: its recorded value counts once; a cell without a record (or without the field) adds
+    nothing. Fixed provenance values, nothing is timed."""
     from types import SimpleNamespace
 
     a, b, c, d = (SimpleNamespace(key=k) for k in "abcd")
-    walls = {"a": 1800.0, "b": 3600.0, "d": None}
-    store = SimpleNamespace(get=lambda cell: {"provenance": {"wall_s": walls[cell.key]}} if cell.key in walls else None)
+    stored = {"a": 1800.0, "b": 3600.0, "d": None}
+    store = SimpleNamespace(get=lambda cell: {"provenance": {"wall_s": stored[cell.key]}} if cell.key in stored else None)
     plans = [SimpleNamespace(cells=lambda: [a, b, c]), SimpleNamespace(cells=lambda: [b, d])]
-    assert cell_runner.recorded(plans, store) == "  recorded so far: 1.5 h (5,400 s) of compute over 2 finished cells (their wall times)"
+    assert cell_runner.recorded_compute(plans, store) == (5400.0, 2)
 
 
 def test_a_slice_predicts_each_kind_of_cell_from_its_own_measured_rate(monkeypatch, capsys):
