@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import data as datasets, seeding, zca
+from . import data as datasets, seeding, snapshot_pins, zca
 from .cells import Cell, CellStore
 from .errors import ElfkitError
 
@@ -221,15 +221,15 @@ KINDS = {"synset": synset, "evaluate": evaluate, "trajectory": trajectory, "feat
 
 
 def materialised(store: CellStore, runs_dir: Path):
-    """materialised(cell, doc): is a finished cell's output usable here (its artefact files present)?"""
+    """materialised(cell, doc): is a finished cell's output usable here (its artefact files present)? A training
+    missing from runs/ counts as present when its pinned snapshots (elfkit.snapshot_pins) are restored there."""
     def check(cell: Cell, doc: dict | None) -> bool:
         if doc is None:
             return False
         if cell.kind in ("synset", "features"):
             return store.artefact(cell, ".safetensors").is_file()
-        if cell.kind == "trajectory":
-            folder = runs_dir / doc["output"]["folder"]
-            return (folder / f"epoch_{cell.args['epochs']:04d}.safetensors").is_file()
+        if cell.kind == "trajectory":          # in runs/, or restored there from its pinned snapshots
+            return snapshot_pins.restore(cell, doc, store, runs_dir)
         return True
     return check
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING, Callable
 
-from . import log
+from . import log, snapshot_pins
 from .cells import GPU_KINDS, Cell, CellStore, Plan, canonical, pending
 from .errors import ElfkitError
 
@@ -112,6 +112,7 @@ def serial(todo: list[Cell], env, stop_after_s: float = 0.0,
     is measured — an evaluation keeps no checkpoint, and a trajectory's checkpoints live in runs/, which a fresh
     machine lacks, so one cut off by the session's end is lost whole. Returns the cells computed."""
     env.executor = "serial"
+    snapshot_pins.pin(todo, env.store, env.runs_dir)      # trainings already here: their readers' snapshots travel
     t0 = time.perf_counter()
     rates: dict[tuple, float] = dict(known or {})   # per rate_kinds key: the slowest seconds per cost unit so far
     with log.Progress(len(todo), "cells", env.progress) as bar:
@@ -130,6 +131,8 @@ def serial(todo: list[Cell], env, stop_after_s: float = 0.0,
                 for k in rate_kinds(cell):
                     rates[k] = max(rates.get(k, 0.0), prov["wall_s"] / units)
             persist(env.store, cell, out, prov)
+            if cell.kind == "trajectory":
+                snapshot_pins.pin(todo, env.store, env.runs_dir)
             bar.update(1)
             if env.progress == "rows":
                 print(f"  cell {bar.n}/{len(todo)} {cell.describe()} {prov['wall_s']:.1f} s", flush=True)
@@ -159,6 +162,7 @@ def _ray(todo: list[Cell], env, address: str | None) -> None:
                  runtime_env={"env_vars": _forwarded_env()}, **({} if address else {"num_cpus": _local_cpus()}))
     gpus = ray.cluster_resources().get("GPU", 0) > 0 and env.want_gpu
     task = ray.remote(max_retries=3, retry_exceptions=False)(_ray_task)
+    snapshot_pins.pin(todo, env.store, env.runs_dir)
     left = {c.key: c for c in todo}
     running: dict = {}
     with log.Progress(len(todo), "cells (ray)", env.progress) as bar:
@@ -181,6 +185,8 @@ def _ray(todo: list[Cell], env, address: str | None) -> None:
                                       f"{str(e).strip().splitlines()[-1][:300]}; the cells finished before it are "
                                       "kept, a rerun continues from them") from e
                 persist(env.store, c, out, prov)
+                if c.kind == "trajectory":
+                    snapshot_pins.pin(todo, env.store, env.runs_dir)
                 bar.update(1)
                 if env.progress == "rows":
                     print(f"  cell {bar.n}/{len(todo)} {c.describe()} {prov['wall_s']:.1f} s on {prov['host']}",

@@ -58,7 +58,9 @@ def environment(device) -> dict:
     return {"git_sha": git_sha(), "git_dirty": git_dirty(), "elfkit": __version__, "torch": torch.__version__,
             "torchvision": package_version("torchvision"), "numpy": package_version("numpy"),
             "python": platform.python_version(), "platform": platform.platform(), "host": socket.gethostname(),
-            "device": describe_device(device), "threads": torch.get_num_threads()}
+            "device": describe_device(device), "threads": torch.get_num_threads(),
+            # the CPU kernel family (AVX2, AVX512, ...): machines with different ones give different float bits
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def of_run(ctx, wall_s: float, data_source: dict | None = None, **extra) -> dict:

@@ -61,7 +61,7 @@ def test_recompute_writes_a_complete_records_file(ctx, capsys):
     assert doc["records_sha256"] == results.records_sha256(RECORDS)
     prov = doc["provenance"]
     for key in ("git_sha", "git_dirty", "elfkit", "torch", "torchvision", "numpy", "python", "platform", "device",
-                "threads", "started_utc", "wall_s", "params", "data"):
+                "threads", "cpu_capability", "started_utc", "wall_s", "params", "data"):
         assert key in prov, key
     assert prov["torch"] == torch.__version__
     assert prov["started_utc"] == ctx.started_utc and prov["started_utc"].endswith("Z")

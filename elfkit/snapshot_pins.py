@@ -1,0 +1,83 @@
+"""Small training snapshots that travel with the cell store. A trajectory's weights live in runs/, which is not
+committed, so a fresh machine retrains every training that a pending cell still reads — and on another CPU the
+retraining need not reproduce the recorded bits (other kernels: a retrained VGG-11 PTM ended 1.25 points apart), so
+the cells of one grid would read different weights depending on the session that computed them. Every snapshot a
+pending cell reads that is at most PIN_MAX_BYTES (a ConvNet PTM or a W128/W192 feature model, not VGG-11, ResNet-18
+or ConvNetW512) is therefore copied beside its training's record as soon as the training is on this machine
+(cells/trajectory/<key>.epoch_NNNN.safetensors, byte for byte, checksum inside), and a machine without the training
+restores those files into runs/ instead of retraining it (docs/decisions.md §8)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .cells import Cell, CellStore
+
+PIN_MAX_BYTES = 4 * 2**20
+
+
+def reads(cell: Cell) -> list[tuple[Cell, int]]:
+    """The (trajectory cell, epoch) snapshots `cell` loads from runs/: a CLoM set's or calibration's PTM pools, a
+    features cell's network, an ELF evaluation on augmented batches' feature model. (MTT reads its experts' whole
+    buffers; those are not pinned.)"""
+    a = cell.args
+    if cell.kind == "features":
+        return [(a["trajectory"], a["epoch"])]
+    if cell.kind == "evaluate":
+        e = a.get("elf")
+        return [(e["model"], e["epoch"])] if e and e.get("on_augmented") else []
+    if cell.kind in ("synset", "calibration") and a.get("guidance"):
+        g = a["guidance"]
+        return [(ref, g["epoch"]) for refs in g["pools"].values() for ref in refs]
+    return []
+
+
+def pinned(store: CellStore, trajectory: Cell, epoch: int) -> Path:
+    return store.artefact(trajectory, f".epoch_{epoch:04d}.safetensors")
+
+
+def wanted(cells: list[Cell]) -> list[tuple[Cell, int]]:
+    """Every snapshot the cells read, once, plus each such training's last one (what marks it as present)."""
+    seen: dict[tuple[str, int], tuple[Cell, int]] = {}
+    for c in cells:
+        for traj, epoch in reads(c):
+            for ep in (epoch, traj.args["epochs"]):
+                seen.setdefault((traj.key, ep), (traj, ep))
+    return list(seen.values())
+
+
+def pin(cells: list[Cell], store: CellStore, runs_dir: Path) -> int:
+    """Copy each small snapshot that `cells` read, whose training is recorded and on this machine, beside the
+    training's record (unless it is there already); returns how many were copied."""
+    from .safefile import atomic
+
+    n = 0
+    for traj, epoch in wanted(cells):
+        dst = pinned(store, traj, epoch)
+        doc = None if dst.is_file() else store.get(traj)
+        if doc is None:
+            continue
+        src = Path(runs_dir) / doc["output"]["folder"] / f"epoch_{epoch:04d}.safetensors"
+        if not src.is_file() or src.stat().st_size > PIN_MAX_BYTES:
+            continue
+        with atomic(dst) as tmp:
+            shutil.copyfile(src, tmp)
+        n += 1
+    return n
+
+
+def restore(trajectory: Cell, doc: dict, store: CellStore, runs_dir: Path) -> bool:
+    """Is the finished training's last snapshot in runs/ — after copying its pinned snapshots there when it was
+    not, and its last one is pinned? (A reader of an epoch nobody pinned then stops naming the folder to delete.)"""
+    from .safefile import atomic
+
+    folder = Path(runs_dir) / doc["output"]["folder"]
+    last = f"epoch_{trajectory.args['epochs']:04d}.safetensors"
+    if (folder / last).is_file():
+        return True
+    if not pinned(store, trajectory, trajectory.args["epochs"]).is_file():
+        return False
+    for p in sorted(pinned(store, trajectory, 0).parent.glob(f"{trajectory.short}.epoch_*.safetensors")):
+        with atomic(folder / p.name[len(trajectory.short) + 1:]) as tmp:
+            shutil.copyfile(p, tmp)
+    return True
