@@ -5,7 +5,7 @@ the cells of one grid would read different weights depending on the session that
 pending cell reads that is at most PIN_MAX_BYTES (a ConvNet PTM or a W128/W192 feature model, not VGG-11, ResNet-18
 or ConvNetW512) is therefore copied beside its training's record as soon as the training is on this machine
 (cells/trajectory/<key>.epoch_NNNN.safetensors, byte for byte, checksum inside), and a machine without the training
-restores those files into runs/ instead of retraining it (docs/decisions.md §8)."""
+restores those files into runs/ instead of retraining it (docs/decisions.md §7)."""
 from __future__ import annotations
 
 import shutil
@@ -25,7 +25,7 @@ def reads(cell: Cell) -> list[tuple[Cell, int]]:
         return [(a["trajectory"], a["epoch"])]
     if cell.kind == "evaluate":
         e = a.get("elf")
-        return [(e["model"], e["epoch"])] if e and e.get("on_augmented") else []
+        return [(e["model"], e["epoch"])] if isinstance(e, dict) and e.get("on_augmented") else []
     if cell.kind in ("synset", "calibration") and a.get("guidance"):
         g = a["guidance"]
         return [(ref, g["epoch"]) for refs in g["pools"].values() for ref in refs]

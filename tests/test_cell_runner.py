@@ -128,7 +128,7 @@ def test_a_slice_starts_no_evaluation_predicted_to_end_past_its_hours(monkeypatc
 
     def env():
         now[0] = 0.0
-        return SimpleNamespace(progress="off", store=SimpleNamespace(put=lambda *a: None, get=lambda c: None))
+        return SimpleNamespace(progress="off", runs_dir=None, store=SimpleNamespace(put=lambda *a: None, get=lambda c: None))
 
     units = lambda c: c.args["units"]                                         # noqa: E731
     assert executors.serial(todo, env(), stop_after_s=250, cost=units) == 1
@@ -201,7 +201,7 @@ def test_a_slice_predicts_each_kind_of_cell_from_its_own_measured_rate(monkeypat
     monkeypatch.setattr(executors, "_compute", compute)
     todo = [Cell(k, {"units": u, "i": i}) for i, (k, u) in
             enumerate((("trajectory", 1), ("evaluate", 1), ("evaluate", 10), ("trajectory", 1)))]
-    env = SimpleNamespace(progress="off", store=SimpleNamespace(put=lambda *a: None, get=lambda c: None))
+    env = SimpleNamespace(progress="off", runs_dir=None, store=SimpleNamespace(put=lambda *a: None, get=lambda c: None))
     assert executors.serial(todo, env, stop_after_s=250, cost=lambda c: c.args["units"]) == 3
     assert "would take ~2 min, 1 min are left" in capsys.readouterr().out     # 100 s predicted at 210 s
 
@@ -228,7 +228,7 @@ def test_a_slice_predicts_its_first_cell_from_rates_recorded_before(monkeypatch,
     from elfkit.cells import Cell
 
     now = _clock_of_units(monkeypatch)
-    env = SimpleNamespace(progress="off", store=SimpleNamespace(put=lambda *a: None, get=lambda c: None))
+    env = SimpleNamespace(progress="off", runs_dir=None, store=SimpleNamespace(put=lambda *a: None, get=lambda c: None))
     todo = [Cell("evaluate", {"units": 3, "elf": True}), Cell("evaluate", {"units": 1, "elf": False})]
     units = lambda c: c.args["units"]                                         # noqa: E731
     known = {executors.rate_kinds(todo[0])[1]: 100.0}
