@@ -221,15 +221,17 @@ KINDS = {"synset": synset, "evaluate": evaluate, "trajectory": trajectory, "feat
 
 
 def materialised(store: CellStore, runs_dir: Path):
-    """materialised(cell, doc): is a finished cell's output usable here (its artefact files present)? A training
-    missing from runs/ counts as present when its pinned snapshots (elfkit.snapshot_pins) are restored there."""
-    def check(cell: Cell, doc: dict | None) -> bool:
+    """materialised(cell, doc, reader=None): is a finished cell's output usable here (its artefact files present)?
+    A training missing from runs/ counts as present when the snapshots `reader` loads from it (and its last one) are
+    pinned (elfkit.snapshot_pins): they are then restored there."""
+    def check(cell: Cell, doc: dict | None, reader: Cell | None = None) -> bool:
         if doc is None:
             return False
         if cell.kind in ("synset", "features"):
             return store.artefact(cell, ".safetensors").is_file()
         if cell.kind == "trajectory":          # in runs/, or restored there from its pinned snapshots
-            return snapshot_pins.restore(cell, doc, store, runs_dir)
+            epochs = [e for t, e in snapshot_pins.reads(reader) if t.key == cell.key] if reader else []
+            return snapshot_pins.restore(cell, doc, store, runs_dir, epochs)
         return True
     return check
 

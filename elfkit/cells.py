@@ -167,8 +167,9 @@ def doc_digest(doc: dict) -> str:
 
 def pending(plan: Plan, store: CellStore, materialised) -> list[Cell]:
     """The cells a run must compute, in dependency order: those without a record, and — only when some pending
-    cell needs them — inputs whose record exists but whose local artefacts (`materialised(cell, doc)`) are gone
-    (trajectories live in runs/, which is not committed: a fresh clone retrains one only if it is still needed)."""
+    cell needs them — inputs whose record exists but whose local artefacts (`materialised(cell, doc, reader)`, the
+    reader being the pending cell that needs them, or None) are gone (trajectories live in runs/, which is not
+    committed: a fresh clone retrains one only if it is still needed and its snapshots were not pinned)."""
     order = plan.cells()
     docs = {c.key: store.get(c) for c in order}
     need = {c.key for c in order if docs[c.key] is None}
@@ -179,7 +180,7 @@ def pending(plan: Plan, store: CellStore, materialised) -> list[Cell]:
         for c in order:
             if c.key in need:
                 for i in c.inputs:
-                    if i.key not in need and not materialised(i, docs[i.key]):
+                    if i.key not in need and not materialised(i, docs[i.key], c):
                         need.add(i.key)
                         changed = True
     return [c for c in order if c.key in need]

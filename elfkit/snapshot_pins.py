@@ -66,18 +66,17 @@ def pin(cells: list[Cell], store: CellStore, runs_dir: Path) -> int:
     return n
 
 
-def restore(trajectory: Cell, doc: dict, store: CellStore, runs_dir: Path) -> bool:
-    """Is the finished training's last snapshot in runs/ — after copying its pinned snapshots there when it was
-    not, and its last one is pinned? (A reader of an epoch nobody pinned then stops naming the folder to delete.)"""
+def restore(trajectory: Cell, doc: dict, store: CellStore, runs_dir: Path, epochs=()) -> bool:
+    """Are the training's last snapshot and `epochs` in runs/ — after copying the missing ones there from their pins
+    when every one of them is pinned? False (the training must be retrained) when one is neither here nor pinned."""
     from .safefile import atomic
 
     folder = Path(runs_dir) / doc["output"]["folder"]
-    last = f"epoch_{trajectory.args['epochs']:04d}.safetensors"
-    if (folder / last).is_file():
-        return True
-    if not pinned(store, trajectory, trajectory.args["epochs"]).is_file():
+    names = {f"epoch_{e:04d}.safetensors": e for e in {trajectory.args["epochs"], *epochs}}
+    missing = [n for n in sorted(names) if not (folder / n).is_file()]
+    if any(not pinned(store, trajectory, names[n]).is_file() for n in missing):
         return False
-    for p in sorted(pinned(store, trajectory, 0).parent.glob(f"{trajectory.short}.epoch_*.safetensors")):
-        with atomic(folder / p.name[len(trajectory.short) + 1:]) as tmp:
-            shutil.copyfile(p, tmp)
+    for n in missing:
+        with atomic(folder / n) as tmp:
+            shutil.copyfile(pinned(store, trajectory, names[n]), tmp)
     return True

@@ -41,12 +41,15 @@ def test_pin_copies_small_read_snapshots_and_restore_puts_them_back(tmp_path, mo
     assert snapshot_pins.pin([reader], store, runs) == 0          # already there
     assert not snapshot_pins.pinned(store, small, 2).exists()     # no cell reads epoch 2
     shutil.rmtree(runs)                                           # a fresh machine
-    assert snapshot_pins.restore(small, store.get(small), store, runs)
-    assert snapshot_pins.restore(small, store.get(small), store, runs)     # idempotent
+    doc = store.get(small)
+    assert not snapshot_pins.restore(small, doc, store, runs, [2])          # a reader of epoch 2: retrain
+    assert not (runs / "ptm" / small.short).exists()
+    assert snapshot_pins.restore(small, doc, store, runs, [1])              # the reader of epoch 1: restored
+    assert snapshot_pins.restore(small, doc, store, runs, [1])              # idempotent
     folder = runs / "ptm" / small.short
     assert sorted(p.name for p in folder.iterdir()) == ["epoch_0001.safetensors", "epoch_0003.safetensors"]
     assert (folder / "epoch_0001.safetensors").read_bytes() == bytes([1]) * 100
-    assert not snapshot_pins.restore(big, store.get(big), store, runs)     # retrained, as before
+    assert not snapshot_pins.restore(big, store.get(big), store, runs, [1])  # over the cap: retrained, as before
 
 
 def test_a_fresh_machine_recomputes_a_clom_set_from_pinned_ptms_without_retraining(tmp_path, monkeypatch, capsys):
