@@ -2,8 +2,8 @@
 committed, so a fresh machine retrains every training that a pending cell still reads — and on another CPU the
 retraining need not reproduce the recorded bits (other kernels: a retrained VGG-11 PTM ended 1.25 points apart), so
 the cells of one grid would read different weights depending on the session that computed them. Every snapshot a
-pending cell reads that is at most PIN_MAX_BYTES (a ConvNet PTM or a W128/W192 feature model, not VGG-11, ResNet-18
-or ConvNetW512) is therefore copied beside its training's record as soon as the training is on this machine
+pending cell reads that is at most PIN_MAX_BYTES (a ConvNet or AlexNet PTM, a feature model up to ConvNetW512; not
+VGG-11 or ResNet-18) is therefore copied beside its training's record as soon as the training is on this machine
 (cells/trajectory/<key>.epoch_NNNN.safetensors, byte for byte, checksum inside), and a machine without the training
 restores those files into runs/ instead of retraining it (docs/decisions.md §7)."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .cells import Cell, CellStore
 
-PIN_MAX_BYTES = 4 * 2**20
+PIN_MAX_BYTES = 24 * 2**20     # ConvNetW512 on 1x28x28 is 19 MB a snapshot, VGG-11 37 MB, ResNet-18 45 MB
 
 
 def reads(cell: Cell) -> list[tuple[Cell, int]]:
