@@ -1,5 +1,6 @@
 """Small snapshots that cells read travel with the cell store: a fresh machine restores them instead of retraining,
 and recomputes a CLoM set from them bit for bit; a snapshot over the size cap stays local (retrained as before)."""
+import json
 import shutil
 
 from elfkit import cli, snapshot_pins
@@ -60,13 +61,9 @@ def test_a_fresh_machine_recomputes_a_clom_set_from_pinned_ptms_without_retraini
     store = CellStore(tmp_path / "results" / "smoke" / "cells")
     pins = sorted((store.root / "trajectory").glob("*.epoch_*.safetensors"))
     assert pins, "no PTM snapshot was pinned"
-    guided = []
-    for p in (store.root / "synset").glob("*.json"):
-        doc = __import__("json").loads(p.read_text())
-        if doc["args"].get("guidance"):
-            guided.append((p, doc))
+    guided = [p for p in (store.root / "synset").glob("*.json") if json.loads(p.read_text())["args"].get("guidance")]
     assert guided
-    path, doc = guided[0]
+    path = guided[0]
     artefact = path.with_suffix(".safetensors")
     before = artefact.read_bytes()
     path.unlink()
