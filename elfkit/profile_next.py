@@ -4,13 +4,6 @@ once — the committed records would no longer match its plan — so its new val
 with the recomputed records, in the commit where the last cell lands. Nothing here changes any result until then."""
 from __future__ import annotations
 
-# cpu, 06_ptm_options (issue 15): the option studies at a scale where each finding can come out either way —
-# 3 distillation seeds per arm (evaluation models nested), α calibrated per (domain, distance) by the share rule
-# (clom_calibration), E2 balanced (every arm uses members 0-2), E3 also evaluated on AlexNet, E4 from one PTM run
-# 60 epochs long (lr x0.1 after 50) with early / pool-length / mid / final snapshots, E5 with both offline
-# out-of-domain sources, an α sweep over two decades, and 300-epoch evaluation (AlexNet at 50 epochs sits at its floor:
-# 33-44 % on 08's DM sets, 76-78 % at 300).
-#
 # cpu, 03_cross_arch (issue 14 part 2): ELF's main table where the 08 map says its claim can come out either way —
 # the map's strongest feature models (full data, 3 epochs, the epoch-3 snapshot: ConvNetW512 89.6 %, W192 87.6 %,
 # W128 88.8 % test accuracy), their trajectories shared with 08, 300-epoch evaluation (the first length on the map at
@@ -49,19 +42,6 @@ NEXT: dict[str, dict[str, dict]] = {
             "cross_epochs": 300,
             "cross_models": 2,
             "cross_feature": "0:3:3",
-        },
-        "06_ptm_options": {
-            "ptm_seeds": (0, 1, 2),
-            "ptm_alpha_rule": "calibrated",
-            "ptm_member_balance": True,
-            "ptm_eval_archs": ("AlexNet",),
-            "ptm_eval_studies": ("architectures",),
-            "ptm_eval_epochs": 300,
-            "ptm_eval_models": 2,
-            "ptm_plateau_epochs": 60,
-            "ptm_epoch_grid": (1, 10, 30, 60),
-            "ptm_sources": ("target_ce", "target_cos", "ood_cos", "ood_cos@animal_mnist"),
-            "ptm_alpha_scales": (0.1, 1.0, 10.0),
         },
     },
 }

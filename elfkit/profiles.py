@@ -182,12 +182,22 @@ CPU = Profile(
     study_matrix_overrides=("dm_iterations=100", "dm_batch_real=32"),
     ablation_archs=("ConvNet", "AlexNet"), ablation_lam_front=(0.01, 0.1, 1.0), ablation_lam_rear=(0.1, 1.0, 10.0),
     ablation_feature_epochs=(0, 1, 2), ablation_feature_widths=(32, 64, 128, 256), ablation_distill_epochs=2,
-    # PTM study (06 ~25 min, 07 ~20 min after 01): pools of 3 ConvNets + 1 AlexNet/VGG11/ResNet18, 10 epochs on
+    # PTM study (07 ~20 min after 01): pools of 3 ConvNets + 1 AlexNet/VGG11/ResNet18, 10 epochs on
     # 300 images/class; DM IPC 10 with 100 iterations per set; the offline out-of-domain source is mnist_5k
     ptm_model_num=3, ptm_model_num_others=1, ptm_epochs=10, ptm_per_class=300, ptm_epoch=10,
     ptm_ood_source="mnist_5k", ptm_batch=2048,
     ptm_methods=("DM",), ptm_ipc=10, ptm_iterations=100, ptm_model_nums=(1, 3),
-    ptm_arch_pools=("ConvNet", "ConvNet+VGG11", "ConvNet+AlexNet+VGG11+ResNet18"), ptm_epoch_grid=(1, 3, 10),
+    ptm_arch_pools=("ConvNet", "ConvNet+VGG11", "ConvNet+AlexNet+VGG11+ResNet18"),
+    # 06's option studies at a scale where each finding can come out either way (issue 15, 7.7 h of cells): 3
+    # distillation seeds per arm (evaluation models nested), α calibrated per (domain, distance) by the share rule,
+    # E2 balanced (every arm uses members 0-2), E3 also evaluated on AlexNet, E4 from one PTM run 60 epochs long
+    # (lr x0.1 after 50; plateau at epoch 33) with early / pool-length / mid / final snapshots, E5 with both offline
+    # out-of-domain sources, an α sweep over two decades, and 300-epoch evaluation (at 50 epochs AlexNet sits at its
+    # floor: 33-44 % on 08's DM sets, 76-78 % at 300)
+    ptm_seeds=(0, 1, 2), ptm_alpha_rule="calibrated", ptm_member_balance=True, ptm_eval_archs=("AlexNet",),
+    ptm_eval_studies=("architectures",), ptm_eval_epochs=300, ptm_eval_models=2, ptm_plateau_epochs=60,
+    ptm_epoch_grid=(1, 10, 30, 60), ptm_sources=("target_ce", "target_cos", "ood_cos", "ood_cos@animal_mnist"),
+    ptm_alpha_scales=(0.1, 1.0, 10.0),
 )
 
 # The published hyperparameters (docs/base-methods.md §4, §8): DM main_DM.py defaults, DSA evaluation, 1000 epochs.

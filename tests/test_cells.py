@@ -18,18 +18,19 @@ from elfkit.experiments import BY_SLUG, grid
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = set(profiles.SECTIONS["runtime"])
-SPECIAL = {   # a perturbation that keeps the plan buildable
-    "dataset": "mnist", "distill_arch": "ConvNetW32", "study_method": "DC", "dc_metric": "mse", "dc_init": "noise",
-    "ptm_ood_source": "mnist_5k", "study_matrix_overrides": ("dm_iterations=7",), "ptm_alpha_rule": "calibrated",
-    "ptm_alpha_scales": (10.0,), "ptm_seeds": (0, 1, 2), "ptm_eval_archs": ("ConvNetW32",), "ptm_pool_from": "06", "ptm_cross_methods": ("DM", "MTT"),
+SPECIAL = {   # perturbations that keep the plan buildable: the first that differs from the profile's value
+    "dataset": ["mnist"], "distill_arch": ["ConvNetW32"], "study_method": ["DC"], "dc_metric": ["mse"],
+    "dc_init": ["noise"], "ptm_ood_source": ["mnist_5k"], "study_matrix_overrides": [("dm_iterations=7",)],
+    "ptm_alpha_rule": ["calibrated", "fixed"], "ptm_alpha_scales": [(10.0,), (0.1, 1.0)],
+    "ptm_seeds": [(0, 1, 2), (0, 1)], "ptm_eval_archs": [("ConvNetW32",), ()], "ptm_pool_from": ["06"],
+    "ptm_cross_methods": [("DM", "MTT")],
 }
 
 
 def _perturbations(name: str, value, hint) -> list:
     """Changed values to try (a grid axis may need two: dropping VGG11 or ResNet18 alone keeps the W512 model)."""
     if name in SPECIAL:
-        new = SPECIAL[name]
-        return [new if new != value else "synthetic"]
+        return [next((v for v in SPECIAL[name] if v != value), "synthetic")]
     if hint is bool:
         return [not value]
     if hint is int:

@@ -98,9 +98,8 @@ def test_pending_profile_values_are_valid_overrides_that_change_the_plan(profile
     assert set(new.keys()) != set(old.keys()) and set(changes) <= set(reads)
 
 
-def test_the_06_redo_has_three_distillation_seeds_per_arm_and_300_epochs():
-    p = profiles.override(profiles.get("cpu"), **profile_next.overrides_for("cpu", "06_ptm_options"))
-    plan, _ = grid.plan_of(ptm_options, p)
+def test_the_cpu_06_has_three_distillation_seeds_per_arm_and_300_epochs():
+    plan, _ = grid.plan_of(ptm_options, profiles.get("cpu"))
     per_arm: dict = {}
     for lab, c, _ in plan.rows:
         per_arm.setdefault((lab["study"], lab["option"]), set()).add(lab["distill_seed"])
@@ -200,7 +199,7 @@ def test_each_study_is_compared_with_its_own_reference_option():
 
 
 def _redo_plan():
-    p = profiles.override(profiles.get("cpu"), **profile_next.overrides_for("cpu", "06_ptm_options"))
+    p = profiles.get("cpu")
     return p, grid.plan_of(ptm_options, p)[0]
 
 
@@ -241,11 +240,15 @@ def test_balanced_e2_arms_use_the_same_members():
         grid.plan_of(ptm_options, profiles.override(p, ptm_model_nums=(2, 3)))
 
 
-def test_06s_redo_landing_leaves_07s_cells_as_they_are():
-    """07 has its own seeds, α rule and schedule: the cpu profile taking 06's pending values moves no 07 cell key
-    (and 07 still plans: its profile pool keeps a fixed α)."""
+def test_06s_redo_landing_left_07s_cells_as_they_were():
+    """07 has its own seeds, α rule and schedule: the cpu profile's 06 values (issue 15's redo) against the ones
+    before it move no 07 cell key (and 07 still plans: its profile pool keeps a fixed α)."""
     from elfkit.experiments import ptm_cross_arch
 
-    base = profiles.get("cpu")
-    landed = profiles.override(base, **profile_next.overrides_for("cpu", "06_ptm_options"))
-    assert set(grid.plan_of(ptm_cross_arch, landed)[0].keys()) == set(grid.plan_of(ptm_cross_arch, base)[0].keys())
+    landed = profiles.get("cpu")
+    before = profiles.override(landed, ptm_seeds=(), ptm_alpha_rule="fixed", ptm_member_balance=False,
+                               ptm_eval_archs=(), ptm_eval_studies=(), ptm_eval_epochs=0, ptm_eval_models=0,
+                               ptm_plateau_epochs=0, ptm_epoch_grid=(1, 3, 10),
+                               ptm_sources=("target_ce", "target_cos", "ood_cos"), ptm_alpha_scales=())
+    assert set(grid.plan_of(ptm_options, before)[0].keys()) != set(grid.plan_of(ptm_options, landed)[0].keys())
+    assert set(grid.plan_of(ptm_cross_arch, landed)[0].keys()) == set(grid.plan_of(ptm_cross_arch, before)[0].keys())
