@@ -53,7 +53,7 @@ def ptm_options(df: pd.DataFrame, title: str = "CLoM options: gain over the same
         if st == "ptm_epoch" and len(ptm_acc):
             names = [f"{n}\n({ptm_acc[int(n)]:.1f} %)" if n.isdigit() and int(n) in ptm_acc.index else n
                      for n in names]
-        ax.set_xticks(range(len(options)), [n.replace("+", "+\n") for n in names], fontsize=7)
+        ax.set_xticks(range(len(options)), [n.replace("+", "+\n").replace(", ", ",\n") for n in names], fontsize=7)
         ax.set_xlim(-0.6, len(options) - 0.4)
         ax.set_title(label(st), fontsize=10)
     axes[0][0].set_ylabel("Δ vs no CLoM (points)")
