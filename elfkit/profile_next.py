@@ -21,6 +21,11 @@ from __future__ import annotations
 # its own IPC-1 set: its floor, not its bias), and the sweeps' ELF reading 08's full-data epoch-3 feature models (the
 # width members' trainings are 04's redo's). The matrix distillations keep their committed budget (100 DM iterations,
 # 32 real images per class), so the diagonal tests the same sets' bias under an evaluation that trains.
+# cpu, 07_ptm_cross_arch (issue 15): CLoM across architectures with the pool 06's committed redo chose per study
+# (computed from its records, never typed: at cpu DM's arms choose 3 initialisations, ConvNet+VGG11, the epoch-30
+# snapshot of E4's 60-epoch run, target CE), for DM and for MTT with CLoM (MTT takes DM's choice: 06 studies DM only),
+# at the calibrated α (MTT has no published α), 3 distillation seeds per set, 300-epoch evaluation with 2 models, and
+# ELF with 03's redo feature model (08's full-data epoch-3 snapshot) — docs/ptm.md §12.
 NEXT: dict[str, dict[str, dict]] = {
     "cpu": {
         "04_elf_ablations": {
@@ -42,6 +47,16 @@ NEXT: dict[str, dict[str, dict]] = {
             "cross_epochs": 300,
             "cross_models": 2,
             "cross_feature": "0:3:3",
+        },
+        "07_ptm_cross_arch": {
+            "ptm_pool_from": "06",
+            "ptm_cross_methods": ("DM", "MTT"),
+            "ptm_choose_from": "DM",
+            "ptm_cross_seeds": (0, 1, 2),
+            "ptm_cross_alpha_rule": "calibrated",
+            "ptm_cross_eval_epochs": 300,
+            "ptm_cross_eval_models": 2,
+            "ptm_cross_feature": "0:3:3",
         },
     },
 }
