@@ -1,11 +1,16 @@
 """06's redo options (issue 15): E4 from one longer PTM run, cross-architecture evaluation of chosen studies, the
 models per cell, the paired contrasts and the plateau table, and the pending profile values that drive the redo."""
+import shutil
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 import elfkit as ek
 from elfkit import profile_next, profiles
 from elfkit.experiments import BY_SLUG, grid, ptm_options
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _pools(plan, study):
@@ -89,7 +94,13 @@ def test_contrasts_are_paired_by_distillation_seed_and_called_only_beyond_their_
 
 @pytest.mark.parametrize("profile,slug", [(p, s) for p, d in profile_next.NEXT.items() for s in d])
 def test_pending_profile_values_are_valid_overrides_that_change_the_plan(profile, slug):
+    from elfkit import paths
+
     changes = profile_next.overrides_for(profile, slug)
+    if changes.get("ptm_pool_from") == "06":     # 07 chooses from 06's committed records: a copy, read only
+        here = paths.results_dir(profile, "06_ptm_options")
+        here.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "results" / profile / "06_ptm_options" / "records.json", here / "records.json")
     base = profiles.get(profile)
     same = [k for k, v in changes.items() if getattr(base, k) == getattr(profiles.override(base, **{k: v}), k)]
     assert not same, f"pending values {same} are already the profile's: drop them from profile_next"
