@@ -16,7 +16,8 @@ PTM_REFERENCE = {"initialisations": "first", "architectures": "first", "ptm_epoc
 def paired_deltas(df: pd.DataFrame, unit: str = "distill_seed") -> pd.DataFrame:
     """06: per (method, study, option, eval_arch) the paired differences in points against no CLoM and against the
     study's reference option (PTM_REFERENCE): per `unit` (a distillation seed; with one set, an evaluation model
-    seed) the difference of the means over what is nested in it, then mean, std (ddof=0) and n over units."""
+    seed) the difference of the means over what is nested in it, then mean, std (ddof=0) and n over units, and the
+    per-unit differences themselves (per_unit, in unit order)."""
     d = df[df["metric"] == "test_acc"]
     per_unit = d.groupby(["method", "study", "option", "eval_arch", unit], sort=False)["value"].mean().mul(100)
     rows = []
@@ -35,20 +36,23 @@ def paired_deltas(df: pd.DataFrame, unit: str = "distill_seed") -> pd.DataFrame:
                 diff = (acc[option] - acc[against]).dropna()
                 rows.append({"method": method, "study": study, "option": option, "eval_arch": eval_arch,
                              "against": against, "mean": float(diff.mean()), "std": float(diff.std(ddof=0)),
-                             "n": len(diff)})
-    return pd.DataFrame(rows, columns=["method", "study", "option", "eval_arch", "against", "mean", "std", "n"])
+                             "n": len(diff), "per_unit": tuple(float(v) for v in diff)})
+    return pd.DataFrame(rows, columns=["method", "study", "option", "eval_arch", "against", "mean", "std", "n",
+                                       "per_unit"])
 
 
 def ptm_contrasts(df: pd.DataFrame) -> pd.DataFrame:
-    """06 with several distillation seeds: paired_deltas over distillation seeds, formatted, with `called` only when
-    |mean| > std with ≥ 2 seeds; otherwise 'within'."""
+    """06 with several distillation seeds: paired_deltas over distillation seeds, formatted, each seed's own difference
+    beside it (so a reader sees whether the sign agrees), with `called` only when |mean| > std with ≥ 2 seeds;
+    otherwise 'within'."""
     if "distill_seed" not in df or df["distill_seed"].isna().all():
         df = df.assign(distill_seed=0)        # one distilled set per arm: nothing can be called
     s = paired_deltas(df, "distill_seed")
     called = ["within" if n < 2 or abs(m) <= sd else ("higher" if m > 0 else "lower")
               for m, sd, n in zip(s["mean"], s["std"], s["n"])]
     out = s[["method", "study", "option", "eval_arch", "against"]].assign(
-        **{"Δ (points)": [pm(m, sd) for m, sd in zip(s["mean"], s["std"])], "seeds": s["n"], "called": called})
+        **{"Δ (points)": [pm(m, sd) for m, sd in zip(s["mean"], s["std"])], "seeds": s["n"],
+           "per seed": [" / ".join(f"{v:+.2f}" for v in u) for u in s["per_unit"]], "called": called})
     return out.set_index(["method", "study", "option", "eval_arch", "against"])
 
 

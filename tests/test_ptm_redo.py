@@ -87,6 +87,7 @@ def test_contrasts_are_paired_by_distillation_seed_and_called_only_beyond_their_
     assert vs_none["Δ (points)"] == "1.2 ± 0.0" and vs_none["called"] == "higher" and vs_none["seeds"] == 3
     vs_one = t.loc[("DM", "initialisations", "3", "ConvNet", "1")]
     assert vs_one["Δ (points)"] == "0.2 ± 0.0" and vs_one["called"] == "higher"
+    assert vs_none["per seed"] == "+1.20 / +1.20 / +1.20"
     # the unpaired spread (4 points between seeds) would have hidden both; one seed is never called
     one = ek.ptm_tables.ptm_contrasts(pd.DataFrame([r for r in rows if r["distill_seed"] == 0]))
     assert set(one["called"]) == {"within"}
