@@ -21,6 +21,7 @@ from __future__ import annotations
 # its own IPC-1 set: its floor, not its bias), and the sweeps' ELF reading 08's full-data epoch-3 feature models (the
 # width members' trainings are 04's redo's). The matrix distillations keep their committed budget (100 DM iterations,
 # 32 real images per class), so the diagonal tests the same sets' bias under an evaluation that trains.
+#
 # cpu, 07_ptm_cross_arch (issue 15): CLoM across architectures with the pool 06's committed redo chose per study
 # (computed from its records, never typed: at cpu DM's arms choose 3 initialisations, ConvNet+VGG11, the epoch-30
 # snapshot of E4's 60-epoch run, target CE), for DM and for MTT with CLoM (MTT takes DM's choice: 06 studies DM only),
