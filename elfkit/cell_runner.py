@@ -62,11 +62,11 @@ def feature_trainings_last(feeders: list) -> list:
 
 
 def cost(cell) -> float:
-    """An evaluation cell's relative cost: epochs × synthetic images × the architecture's forward FLOPs per image."""
+    """An evaluation cell's relative cost: epochs × synthetic images × the architecture's work per image."""
     a, syn = cell.args, cell.args["synset"].args
     spec = _spec(syn["data"]["dataset"])
-    return a["protocol"]["epochs"] * syn["ipc"] * spec.num_classes * forward_flops(a["arch"], spec.channel,
-                                                                                  tuple(spec.im_size))
+    return a["protocol"]["epochs"] * syn["ipc"] * spec.num_classes * image_work(a["arch"], spec.channel,
+                                                                               tuple(spec.im_size))
 
 
 # training images per class of a whole training set ("train_per_class": 0), where a trajectory's cost needs it
@@ -74,8 +74,8 @@ FULL_PER_CLASS = {"fashion_mnist": 6000, "mnist": 6000, "cifar10": 5000, "cifar1
 
 
 def training_cost(cell) -> float | None:
-    """A trajectory cell's relative cost, in the evaluation's units: epochs × training images × forward FLOPs per
-    image (None where the training set's size is not known here)."""
+    """A trajectory cell's relative cost, in the evaluation's units: epochs × training images × work per image (None
+    where the training set's size is not known here)."""
     a = cell.args
     name = a["data"]["dataset"].removesuffix("+zca")
     from .data import canonical
@@ -84,7 +84,7 @@ def training_cost(cell) -> float | None:
     if not per_class:
         return None
     spec = _spec(name)
-    return a["epochs"] * per_class * spec.num_classes * forward_flops(a["arch"], spec.channel, tuple(spec.im_size))
+    return a["epochs"] * per_class * spec.num_classes * image_work(a["arch"], spec.channel, tuple(spec.im_size))
 
 
 def units(cell) -> float | None:
@@ -173,19 +173,42 @@ def _spec(dataset: str):
     return SPECS[canonical(dataset.removesuffix("+zca"))]
 
 
+# FLOP-equivalents per activation element in image_work. Normalisation, activation and pooling over large feature
+# maps are memory-bound and cost on 2 CPU cores about as much per element as ~1,000 matmul FLOPs: a least-squares fit
+# of seconds per image to (FLOPs, elements) over seven full-data ConvNet feature trainings (D1, W32 … W512) gave
+# ~1,100. By FLOPs alone their seconds per unit were 40x apart (ConvNetD1, 3 MFLOP: 828 s/TFLOP; W512: 20), and a
+# slice predicted a 22-min ConvNetD2 training at 194 min; with the elements counted they are ~3x apart.
+ELEMENT_FLOPS = 1000.0
+
+
+def image_work(arch: str, channel: int, im_size: tuple) -> float:
+    """One image's forward work in FLOP-equivalents: FLOPs + ELEMENT_FLOPS × activation elements."""
+    flops, elements = forward_counts(arch, channel, im_size)
+    return flops + ELEMENT_FLOPS * elements
+
+
 @functools.lru_cache(maxsize=None)
-def forward_flops(arch: str, channel: int, im_size: tuple) -> float:
-    """FLOPs of one image's forward pass (torch's FLOP counter), once per architecture and input shape."""
+def forward_counts(arch: str, channel: int, im_size: tuple) -> tuple[float, int]:
+    """(FLOPs, activation elements: the outputs of every leaf module) of one image's forward pass, once per
+    architecture and input shape."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from . import models
 
     net = models.create(arch, channel, 10, im_size).eval()
+    elements = [0]
+
+    def count(module, inputs, output):
+        elements[0] += output.numel() if torch.is_tensor(output) else 0
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if not any(True for _ in m.children())]
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         net(torch.zeros(1, channel, *im_size))
-    return float(counter.get_total_flops())
+    for h in hooks:
+        h.remove()
+    return float(counter.get_total_flops()), elements[0]
 
 
 def describe(todo: list) -> str:

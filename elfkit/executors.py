@@ -106,26 +106,35 @@ def predicted_rate(rates: dict, cell: Cell) -> float:
 def serial(todo: list[Cell], env, stop_after_s: float = 0.0,
            cost: Callable[[Cell], float | None] | None = None, known: dict | None = None) -> int:
     """Compute `todo` in order in this process, each record written as it finishes; with stop_after_s > 0 no cell
-    starts once that many seconds have passed (a session-sized slice of a long grid), nor one that `cost` (relative
-    units; None: unknown) predicts would end past it, at the slowest seconds per unit measured so far in this slice
-    for cells of its `rate_kinds`, or `known`'s rate for them (earlier slices' cells on this device) before one
-    is measured — an evaluation keeps no checkpoint, and a trajectory's checkpoints live in runs/, which a fresh
-    machine lacks, so one cut off by the session's end is lost whole. Returns the cells computed."""
+    starts once that many seconds have passed (a session-sized slice of a long grid). A cell that `cost` (relative
+    units; None: unknown) predicts would end past it — at the slowest seconds per unit measured so far in this slice
+    for cells of its `rate_kinds`, or `known`'s rate for them (earlier slices' cells on this device) before one is
+    measured — is skipped, with every later cell that reads it, and the slice goes on with the cells that fit: an
+    evaluation keeps no checkpoint, and a trajectory's checkpoints live in runs/, which a fresh machine lacks, so
+    one cut off by the session's end is lost whole. Returns the cells computed."""
     env.executor = "serial"
     snapshot_pins.pin(todo, env.store, env.runs_dir)      # trainings already here: their readers' snapshots travel
     t0 = time.perf_counter()
     rates: dict[tuple, float] = dict(known or {})   # per rate_kinds key: the slowest seconds per cost unit so far
+    skipped: set[str] = set()                       # keys of cells predicted to overrun, and of their readers
+    told: set[tuple] = set()                        # rate kinds whose skip was reported
     with log.Progress(len(todo), "cells", env.progress) as bar:
         for cell in todo:
             spent = time.perf_counter() - t0
             if stop_after_s and spent >= stop_after_s:
                 break
+            if any(i.key in skipped for i in cell.inputs):
+                skipped.add(cell.key)
+                continue
             units = cost(cell) if cost else None
             rate = predicted_rate(rates, cell)
             if stop_after_s and units and rate and spent + rate * units > stop_after_s:
-                print(f"  slice ends: {cell.describe()} would take ~{rate * units / 60:.0f} min, "
-                      f"{(stop_after_s - spent) / 60:.0f} min are left", flush=True)
-                break
+                skipped.add(cell.key)
+                if rate_kinds(cell)[0] not in told:
+                    told.add(rate_kinds(cell)[0])
+                    print(f"  skipped: {cell.describe()} would take ~{rate * units / 60:.0f} min, "
+                          f"{(stop_after_s - spent) / 60:.0f} min are left", flush=True)
+                continue
             out, prov = _compute(cell, env)
             if units:
                 for k in rate_kinds(cell):
@@ -136,6 +145,9 @@ def serial(todo: list[Cell], env, stop_after_s: float = 0.0,
             bar.update(1)
             if env.progress == "rows":
                 print(f"  cell {bar.n}/{len(todo)} {cell.describe()} {prov['wall_s']:.1f} s", flush=True)
+    if skipped:
+        print(f"  {len(skipped)} cells skipped as predicted to end past the slice, or reading one that was: a "
+              "slice with more hours computes them", flush=True)
     return bar.n
 
 
