@@ -16,12 +16,6 @@ from __future__ import annotations
 # every width's feature model and the distill-side expert on the same data for the same 3 epochs, 300-epoch
 # evaluation (AlexNet trains), 2 distillation seeds (08's DM IPC-10 sets) with 2 models each.
 #
-# cpu, 05_inductive_bias (issue 14 part 2): the matrix and the sweeps on the same footing — 2 distillation seeds per
-# set (the sweeps' DM IPC-10 sets are 08's), 300-epoch evaluation with 2 models (at 50 epochs AlexNet scored 23.8 % on
-# its own IPC-1 set: its floor, not its bias), and the sweeps' ELF reading 08's full-data epoch-3 feature models (the
-# width members' trainings are 04's redo's). The matrix distillations keep their committed budget (100 DM iterations,
-# 32 real images per class), so the diagonal tests the same sets' bias under an evaluation that trains.
-#
 # cpu, 07_ptm_cross_arch (issue 15): CLoM across architectures with the pool 06's committed redo chose per study
 # (computed from its records, never typed: at cpu DM's arms choose 3 initialisations, ConvNet+VGG11, the epoch-30
 # snapshot of E4's 60-epoch run, target CE), for DM and for MTT with CLoM (MTT takes DM's choice: 06 studies DM only),
@@ -36,12 +30,6 @@ NEXT: dict[str, dict[str, dict]] = {
             "ablation_feature": "0:3:3",
             "ablation_feature_epochs": (1, 2, 3),
             "ablation_distill_epochs": 3,
-        },
-        "05_inductive_bias": {
-            "study_seeds": (0, 1),
-            "study_epochs": 300,
-            "study_models": 2,
-            "study_feature": "0:3:3",
         },
         "03_cross_arch": {
             "cross_seeds": (0, 1),

@@ -175,11 +175,15 @@ CPU = Profile(
     # lr_lr 1e-6: with the published 1e-5 the learned step size fell 0.0098 -> 0.0075 in 8 trial iterations
     mtt_experts=3, mtt_buffer_epochs=6, mtt_expert_per_class=1000, mtt_iterations=60, mtt_syn_steps=10,
     mtt_expert_epochs=2, mtt_max_start_epoch=4, mtt_batch_syn=20, mtt_lr_lr=1e-6,
-    # ELF study, each notebook ~30 min after 00/01 (estimates in the notebooks): the 05 matrix distils IPC 1 with
-    # DM 100 x 32 real/class (a ResNet-18 DM iteration costs ~5x ConvNet's); sweeps and ablations use the IPC-10
-    # set of 00/03; ablations on ConvNet (the distillation network) and AlexNet (ResNet-18 costs ~5x per model)
+    # ELF study: the 05 matrix distils IPC 1 with DM 100 x 32 real/class (a ResNet-18 DM iteration costs ~5x
+    # ConvNet's); sweeps and ablations use the IPC-10 set of 00/03; ablations on ConvNet (the distillation network)
+    # and AlexNet (ResNet-18 costs ~5x per model).
+    # 05 (issue 14's redo, 6.5 h of cells): 2 distillation seeds per set (the sweeps' sets are 08's), 300-epoch
+    # evaluation with 2 models (at 50 epochs AlexNet sat at its floor on its own IPC-1 set), and the sweeps' ELF on
+    # 08's full-data epoch-3 feature models
     study_ipc=10, study_matrix_archs=("ConvNet", "ConvNetBN", "AlexNet", "VGG11", "ResNet18"), study_matrix_ipc=1,
-    study_matrix_overrides=("dm_iterations=100", "dm_batch_real=32"),
+    study_matrix_overrides=("dm_iterations=100", "dm_batch_real=32"), study_seeds=(0, 1), study_epochs=300,
+    study_models=2, study_feature="0:3:3",
     ablation_archs=("ConvNet", "AlexNet"), ablation_lam_front=(0.01, 0.1, 1.0), ablation_lam_rear=(0.1, 1.0, 10.0),
     ablation_feature_epochs=(0, 1, 2), ablation_feature_widths=(32, 64, 128, 256), ablation_distill_epochs=2,
     # PTM study (07 ~20 min after 01): pools of 3 ConvNets + 1 AlexNet/VGG11/ResNet18, 10 epochs on

@@ -261,6 +261,38 @@ def sweep_gains(df: pd.DataFrame) -> pd.DataFrame:
     return paired_gains(df[df["study"] == "sweep"], ["axis", "variant", "eval_arch"], ["eval_arch"])
 
 
+def sweep_drops(df: pd.DataFrame) -> pd.DataFrame:
+    """05: does accuracy drop as the evaluation ConvNet departs from the distillation network (★), and does ELF
+    close the drop? Per distillation set (models averaged, same model seeds on both sides), each member minus its
+    axis's ★ under the standard protocol ('drop') and under ELF, and their difference ('ELF gain, member − ★': ELF's
+    gain on the member minus its gain on ★; > 0 narrows a drop below ★); mean ± std over sets, called only beyond
+    that spread."""
+    d = df[(df["study"] == "sweep") & (df["metric"] == "test_acc")].copy()
+    d["distill_seed"] = d["distill_seed"].fillna(-1) if "distill_seed" in d else -1
+    acc = d.groupby(["axis", "variant", "eval_arch", "is_distill_arch", "eval_mode", "distill_seed"],
+                    sort=False)["value"].mean().mul(100).reset_index()
+    star = acc[acc["is_distill_arch"].astype(bool)].set_index(["axis", "eval_mode", "distill_seed"])["value"]
+    star = star[~star.index.duplicated()]
+    m = acc[~acc["is_distill_arch"].astype(bool)].copy()
+    m["diff"] = m["value"].to_numpy() - star.reindex(pd.MultiIndex.from_frame(
+        m[["axis", "eval_mode", "distill_seed"]])).to_numpy()
+    w = m.pivot_table(index=["axis", "variant", "eval_arch", "distill_seed"], columns="eval_mode", values="diff",
+                      sort=False)
+    w["relative"] = w["elf"] - w["baseline"] if "elf" in w else float("nan")
+    g = w.groupby(level=["axis", "variant", "eval_arch"], sort=False)
+    out = pd.DataFrame({"drop": g["baseline"].mean(), "drop std": g["baseline"].std(ddof=0),
+                        "drop with ELF": g["elf"].mean() if "elf" in w else float("nan"),
+                        "ELF gain, member − ★": g["relative"].mean(), "relative std": g["relative"].std(ddof=0),
+                        "sets": g["baseline"].count()})
+
+    def call(mean, sd, n, up, down):
+        return "within" if n < 2 or not abs(mean) > sd else (up if mean > 0 else down)
+    out["drop called"] = [call(*v, "above ★", "below ★") for v in zip(out["drop"], out["drop std"], out["sets"])]
+    out["ELF called"] = [call(*v, "member gains more", "★ gains more")
+                         for v in zip(out["ELF gain, member − ★"], out["relative std"], out["sets"])]
+    return out.round(2).reset_index()
+
+
 def regime_gain(df: pd.DataFrame) -> pd.DataFrame:
     """08: per (architecture, evaluation length, feature model) the ELF gain in points (paired_gains) beside the
     feature model's test accuracy and both accuracies."""

@@ -40,6 +40,8 @@ def _perturbations(name: str, value, hint) -> list:
     if typing.get_origin(hint) is tuple:
         if not value:
             return [(1, 1)] if name == "dc_loop_cap" else []
+        if len(value) > 2:      # a middle entry too: 08's listed snapshots of a training shared with 03/05
+            return [tuple(value[:-1]), tuple(value[1:]), tuple(value[:1] + value[2:])]
         if len(value) > 1:
             return [tuple(value[:-1]), tuple(value[1:])]
         inner = typing.get_args(hint)[0]
@@ -71,9 +73,19 @@ def _mentions(cell, value) -> bool:
     items += [ast.literal_eval(v.split("=", 1)[1]) for v in items if isinstance(v, str) and "=" in v]
     wants = [json.loads(cells.canonical(v)) for v in items]
     have = [json.loads(cells.canonical(v)) for v in _values_in(cell)]
-    if any(w in have for w in wants):
+    if any(w in have for w in wants) or any(_keeps(cell, w) for w in wants):
         return True
     return any(isinstance(h, str) and str(w) in h for w in wants if isinstance(w, (int, str)) for h in have)
+
+
+def _keeps(cell, spec) -> bool:
+    """A training received a regime_features entry 'per_class:epochs:snapshot' when it is that (per_class, epochs)
+    trajectory and keeps that snapshot: 08's list reaches 03/05 only as the kept snapshots of a shared training."""
+    if not (isinstance(spec, str) and spec.count(":") == 2 and "snapshots" in cell.args):
+        return False
+    per_class, epochs, snapshot = (int(v) for v in spec.split(":"))
+    return (cell.args["data"]["train_per_class"], cell.args["epochs"]) == (per_class, epochs) \
+        and snapshot in cell.args["snapshots"]
 
 
 def _identities(plan) -> dict:

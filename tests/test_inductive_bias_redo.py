@@ -46,7 +46,8 @@ def test_the_redo_refuses_a_repeated_seed():
 
 def test_the_cpu_redo_shares_08s_sets_and_04s_width_trainings():
     cpu = profiles.get("cpu")
-    p5 = profiles.override(cpu, **profile_next.overrides_for("cpu", "05_inductive_bias"))
+    assert not profile_next.overrides_for("cpu", "05_inductive_bias")     # landed: the cpu profile holds them
+    p5 = cpu
     p4 = profiles.override(cpu, **profile_next.overrides_for("cpu", "04_elf_ablations"))
     plan5, _ = grid.plan_of(ib, p5)
     plan4, _ = grid.plan_of(elf_ablations, p4)
@@ -57,6 +58,20 @@ def test_the_cpu_redo_shares_08s_sets_and_04s_width_trainings():
     assert len(sweep_sets) == 2 and sweep_sets <= set(plan8.keys())         # 08's DM IPC-10 sets
     widths = {t.args["arch"]: t.key for t in map(trajectory, ev) if t and t.args["arch"].startswith("ConvNetW")}
     assert set(widths) == {"ConvNetW32", "ConvNetW64", "ConvNetW256"} and set(widths.values()) <= set(plan4.keys())
+
+
+def test_05s_landing_left_the_other_redos_cells_as_they_were():
+    """Only 05 reads study_seeds/epochs/models/feature: the cpu profile's landed values against the ones before
+    them move 05's cell keys and no cell key of 03's or 04's pending redo."""
+    from elfkit.experiments import cross_arch
+
+    landed = profiles.get("cpu")
+    before = profiles.override(landed, study_seeds=(), study_epochs=0, study_models=0, study_feature="")
+    assert set(grid.plan_of(ib, before)[0].keys()) != set(grid.plan_of(ib, landed)[0].keys())
+    for module, slug in ((elf_ablations, "04_elf_ablations"), (cross_arch, "03_cross_arch")):
+        pending = profile_next.overrides_for("cpu", slug)
+        now, then = (profiles.override(p, **pending) for p in (landed, before))
+        assert set(grid.plan_of(module, now)[0].keys()) == set(grid.plan_of(module, then)[0].keys())
 
 
 def matrix_rows():
@@ -102,6 +117,33 @@ def test_sweep_gains_pair_each_member_with_its_own_baseline():
     assert t.loc["1", "gain"] == pytest.approx(-2.0) and t.loc["1", "called"] == "ELF hurts"
 
 
+def test_sweep_drops_pair_each_member_with_its_axis_distillation_network_per_set():
+    """★ = 70 % baseline, 72 % ELF on both sets; the member sits 3 ± 1 below ★ under the baseline and ELF lifts it by
+    4 ± 1 against ★'s 2: relative to ★, +1 and +3 on the two sets (2 ± 1)."""
+    rows = []
+    for d, off in ((0, -1.0), (1, 1.0)):
+        for m in (0, 1):
+            lab = {"study": "sweep", "axis": "depth", "distill_seed": d, "model_seed": m, "metric": "test_acc"}
+            noise = 0.005 if m else -0.005                               # models average out within a set
+            rows += [{**lab, "variant": "3", "eval_arch": "ConvNetD3", "is_distill_arch": True,
+                      "eval_mode": "baseline", "value": 0.70 + noise},
+                     {**lab, "variant": "3", "eval_arch": "ConvNetD3", "is_distill_arch": True,
+                      "eval_mode": "elf", "value": 0.72 + noise},
+                     {**lab, "variant": "4", "eval_arch": "ConvNetD4", "is_distill_arch": False,
+                      "eval_mode": "baseline", "value": 0.67 + off / 100 + noise},
+                     {**lab, "variant": "4", "eval_arch": "ConvNetD4", "is_distill_arch": False,
+                      "eval_mode": "elf", "value": 0.71 + 2 * off / 100 + noise}]
+    t = ek.tables.sweep_drops(pd.DataFrame(rows)).set_index("variant")
+    assert list(t.index) == ["4"]                                       # ★ is the reference, not a row
+    assert t.loc["4", "drop"] == pytest.approx(-3.0) and t.loc["4", "drop std"] == pytest.approx(1.0)
+    assert t.loc["4", "drop with ELF"] == pytest.approx(-1.0)
+    assert t.loc["4", "ELF gain, member − ★"] == pytest.approx(2.0)
+    assert t.loc["4", "relative std"] == pytest.approx(1.0)
+    assert t.loc["4", "drop called"] == "below ★" and t.loc["4", "ELF called"] == "member gains more"
+    one = ek.tables.sweep_drops(pd.DataFrame([r for r in rows if r["distill_seed"] == 0])).set_index("variant")
+    assert one.loc["4", "sets"] == 1 and one.loc["4", "drop called"] == "within"      # one set calls nothing
+
+
 def test_the_redo_smoke_run_records_both_sets_and_feature_accuracy():
     ctx = ek.start("05_inductive_bias", "smoke", progress="off", quiet=True, overrides=REDO)
     df = ek.results.cached(ctx, ib.run, recompute=True).frame()
@@ -111,3 +153,5 @@ def test_the_redo_smoke_run_records_both_sets_and_feature_accuracy():
     assert len(elf) and elf["feature_acc"].between(0, 1).all()
     assert acc[acc["eval_mode"] == "baseline"]["feature_acc"].isna().all()
     assert (ek.tables.sweep_gains(df)["sets"] == 2).all() and (ek.tables.diagonal_gaps(df)["sets"] == 2).all()
+    drops = ek.tables.sweep_drops(df)
+    assert len(drops) and (drops["sets"] == 2).all() and drops["ELF gain, member − ★"].notna().all()

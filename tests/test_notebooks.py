@@ -40,6 +40,10 @@ def test_notebook_conventions(nb):
     names = [n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)]
     assert names == PARAMS
     assert all(isinstance(n.value, (ast.Constant, ast.Dict)) for n in tree.body), "literals only"
+    import nbformat                                      # papermill reads each line by regex; one it cannot
+    from papermill.translators import PythonTranslator   # parse warns on every run, missing from --help-notebook
+    parsed = [q.name for q in PythonTranslator.inspect(nbformat.v4.new_code_cell(_src(params[0])))]
+    assert parsed == PARAMS, f"papermill cannot parse {sorted(set(PARAMS) - set(parsed))}: plain comments only"
     first = _src(cells[0])
     assert cells[0]["cell_type"] == "markdown"
     assert "colab.research.google.com/github/" in first and f"notebooks/{nb.name}" in first
