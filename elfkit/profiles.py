@@ -176,9 +176,9 @@ CPU = Profile(
     mtt_experts=3, mtt_buffer_epochs=6, mtt_expert_per_class=1000, mtt_iterations=60, mtt_syn_steps=10,
     mtt_expert_epochs=2, mtt_max_start_epoch=4, mtt_batch_syn=20, mtt_lr_lr=1e-6,
     # ELF study: the 05 matrix distils IPC 1 with DM 100 x 32 real/class (a ResNet-18 DM iteration costs ~5x
-    # ConvNet's); sweeps and ablations use the IPC-10 set of 00/03; ablations on ConvNet (the distillation network)
-    # and AlexNet (ResNet-18 costs ~5x per model).
-    # 05 (issue 14's redo, 6.5 h of cells): 2 distillation seeds per set (the sweeps' sets are 08's), 300-epoch
+    # ConvNet's); the 04 ablations use the IPC-10 set of 00/03, on ConvNet (the distillation network) and AlexNet
+    # (ResNet-18 costs ~5x per model).
+    # 05 (issue 14's redo, 6.9 h of cells): 2 distillation seeds per set (the sweeps' sets are 08's), 300-epoch
     # evaluation with 2 models (at 50 epochs AlexNet sat at its floor on its own IPC-1 set), and the sweeps' ELF on
     # 08's full-data epoch-3 feature models
     study_ipc=10, study_matrix_archs=("ConvNet", "ConvNetBN", "AlexNet", "VGG11", "ResNet18"), study_matrix_ipc=1,
