@@ -147,8 +147,7 @@ def diagonal_gaps(df: pd.DataFrame) -> pd.DataFrame:
     t = pd.DataFrame(gaps)                                     # rows architecture, columns distillation set
     out = pd.DataFrame({"gap (points)": t.mean(axis=1), "gap std": t.std(axis=1, ddof=0),
                         "sets": t.notna().sum(axis=1)})
-    out["called"] = ["within" if n < 2 or abs(m) <= sd else ("own set best" if m > 0 else "others better")
-                     for m, sd, n in zip(out["gap (points)"], out["gap std"], out["sets"])]
+    out["called"] = called(out["gap (points)"], out["gap std"], out["sets"], "own set best", "others better")
     out.index.name = "architecture"
     return out.round(2)
 
@@ -201,6 +200,12 @@ def unavailable(df: pd.DataFrame) -> pd.DataFrame:
     return d[cols].drop_duplicates().reset_index(drop=True)
 
 
+def called(means, stds, sets, up: str, down: str) -> list[str]:
+    """The house rule (docs/decisions.md §6): `up` / `down` only when |mean| exceeds its spread over ≥ 2 distillation
+    sets, else 'within' (a NaN spread or mean calls nothing)."""
+    return ["within" if n < 2 or not abs(m) > sd else (up if m > 0 else down) for m, sd, n in zip(means, stds, sets)]
+
+
 def nested_mean_std(df: pd.DataFrame, by: list[str], units: list[str], metric: str = "test_acc") -> pd.DataFrame:
     """Mean ± std over distillation units (e.g. distillation seed × member window), each unit first averaged over
     its evaluation models: the spread a difference must exceed. n = number of units."""
@@ -238,8 +243,7 @@ def paired_gains(df: pd.DataFrame, by: list[str], pair_on: list[str]) -> pd.Data
                         "gain": g["gain"].mean(), "gain std": g["gain"].std(ddof=0), "sets": g.size()})
     if extra:
         out.insert(0, "feature acc %", g["feature_acc"].first() * 100)
-    out["called"] = ["within" if n < 2 or abs(m) <= s else ("ELF helps" if m > 0 else "ELF hurts")
-                     for m, s, n in zip(out["gain"], out["gain std"], out["sets"])]
+    out["called"] = called(out["gain"], out["gain std"], out["sets"], "ELF helps", "ELF hurts")
     return out.round(2).reset_index()
 
 
@@ -284,12 +288,9 @@ def sweep_drops(df: pd.DataFrame) -> pd.DataFrame:
                         "drop with ELF": g["elf"].mean() if "elf" in w else float("nan"),
                         "ELF gain, member − ★": g["relative"].mean(), "relative std": g["relative"].std(ddof=0),
                         "sets": g["baseline"].count()})
-
-    def call(mean, sd, n, up, down):
-        return "within" if n < 2 or not abs(mean) > sd else (up if mean > 0 else down)
-    out["drop called"] = [call(*v, "above ★", "below ★") for v in zip(out["drop"], out["drop std"], out["sets"])]
-    out["ELF called"] = [call(*v, "member gains more", "★ gains more")
-                         for v in zip(out["ELF gain, member − ★"], out["relative std"], out["sets"])]
+    out["drop called"] = called(out["drop"], out["drop std"], out["sets"], "above ★", "below ★")
+    out["ELF called"] = called(out["ELF gain, member − ★"], out["relative std"], out["sets"], "member gains more",
+                               "★ gains more")
     return out.round(2).reset_index()
 
 
