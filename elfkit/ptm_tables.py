@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .tables import NOT_REPORTED, mean_std, nested_mean_std, pivot_pm, pm
+from .tables import NOT_REPORTED, called, mean_std, nested_mean_std, pivot_pm, pm
 
 
 # 06: the option each study's others are compared with — its published / simplest setting, and for E4 the PTM
@@ -48,11 +48,10 @@ def ptm_contrasts(df: pd.DataFrame) -> pd.DataFrame:
     if "distill_seed" not in df or df["distill_seed"].isna().all():
         df = df.assign(distill_seed=0)        # one distilled set per arm: nothing can be called
     s = paired_deltas(df, "distill_seed")
-    called = ["within" if n < 2 or abs(m) <= sd else ("higher" if m > 0 else "lower")
-              for m, sd, n in zip(s["mean"], s["std"], s["n"])]
     out = s[["method", "study", "option", "eval_arch", "against"]].assign(
         **{"Δ (points)": [pm(m, sd) for m, sd in zip(s["mean"], s["std"])], "seeds": s["n"],
-           "per seed": [" / ".join(f"{v:+.2f}" for v in u) for u in s["per_unit"]], "called": called})
+           "per seed": [" / ".join(f"{v:+.2f}" for v in u) for u in s["per_unit"]],
+           "called": called(s["mean"], s["std"], s["n"], "higher", "lower")})
     return out.set_index(["method", "study", "option", "eval_arch", "against"])
 
 
@@ -135,6 +134,5 @@ def ptm_cross_gains(df: pd.DataFrame) -> pd.DataFrame:
             diff = (g[col] - g[base]).dropna()
             m, sd = float(diff.mean()), float(diff.std(ddof=0))
             rows.append({"method": method, "eval_arch": arch, "arm": name, "gain (points)": pm(m, sd),
-                         "seeds": len(diff), "called": "within" if len(diff) < 2 or abs(m) <= sd else
-                         ("higher" if m > 0 else "lower")})
+                         "seeds": len(diff), "called": called([m], [sd], [len(diff)], "higher", "lower")[0]})
     return pd.DataFrame(rows).set_index(["method", "eval_arch", "arm"])
