@@ -10,12 +10,6 @@ from __future__ import annotations
 # which every baseline trains: AlexNet 33-44 % at 50 epochs, 76-78 % at 300), 2 distillation seeds per set with
 # 2 models each (08's DM IPC-10 cells are reused: 43 of 409 cells).
 #
-# cpu, 04_elf_ablations (issue 14 part 2): the ablations where the 08 map says ELF's parts can be told apart — 08's
-# full-data feature models (the epoch-3 snapshot by default; feature_epoch varies it over snapshots 1/2/3 of the same
-# trainings, so those cells are 08's; the untrained snapshot 0 is left out, as it would need trainings of their own),
-# every width's feature model and the distill-side expert on the same data for the same 3 epochs, 300-epoch
-# evaluation (AlexNet trains), 2 distillation seeds (08's DM IPC-10 sets) with 2 models each.
-#
 # cpu, 07_ptm_cross_arch (issue 15): CLoM across architectures with the pool 06's committed redo chose per study
 # (computed from its records, never typed: at cpu DM's arms choose 3 initialisations, ConvNet+VGG11, the epoch-30
 # snapshot of E4's 60-epoch run, target CE), for DM and for MTT with CLoM (MTT takes DM's choice: 06 studies DM only),
@@ -23,14 +17,6 @@ from __future__ import annotations
 # ELF with 03's redo feature model (08's full-data epoch-3 snapshot) — docs/ptm.md §12.
 NEXT: dict[str, dict[str, dict]] = {
     "cpu": {
-        "04_elf_ablations": {
-            "ablation_seeds": (0, 1),
-            "ablation_epochs": 300,
-            "ablation_models": 2,
-            "ablation_feature": "0:3:3",
-            "ablation_feature_epochs": (1, 2, 3),
-            "ablation_distill_epochs": 3,
-        },
         "03_cross_arch": {
             "cross_seeds": (0, 1),
             "cross_epochs": 300,

@@ -176,16 +176,21 @@ CPU = Profile(
     mtt_experts=3, mtt_buffer_epochs=6, mtt_expert_per_class=1000, mtt_iterations=60, mtt_syn_steps=10,
     mtt_expert_epochs=2, mtt_max_start_epoch=4, mtt_batch_syn=20, mtt_lr_lr=1e-6,
     # ELF study: the 05 matrix distils IPC 1 with DM 100 x 32 real/class (a ResNet-18 DM iteration costs ~5x
-    # ConvNet's); the 04 ablations use the IPC-10 set of 00/03, on ConvNet (the distillation network) and AlexNet
-    # (ResNet-18 costs ~5x per model).
+    # ConvNet's); the 04 ablations run on ConvNet (the distillation network) and AlexNet (ResNet-18 costs ~5x per
+    # model).
     # 05 (issue 14's redo, 6.9 h of cells): 2 distillation seeds per set (the sweeps' sets are 08's), 300-epoch
     # evaluation with 2 models (at 50 epochs AlexNet sat at its floor on its own IPC-1 set), and the sweeps' ELF on
     # 08's full-data epoch-3 feature models
     study_ipc=10, study_matrix_archs=("ConvNet", "ConvNetBN", "AlexNet", "VGG11", "ResNet18"), study_matrix_ipc=1,
     study_matrix_overrides=("dm_iterations=100", "dm_batch_real=32"), study_seeds=(0, 1), study_epochs=300,
     study_models=2, study_feature="0:3:3",
+    # 04 (issue 14's redo, 176 cells): 2 distillation seeds (08's DM IPC-10 sets) with 2 models each, 300-epoch
+    # evaluation (AlexNet trains), ELF on 08's full-data feature models (the epoch-3 snapshot; feature_epoch varies
+    # it over snapshots 1/2/3 of the same trainings, so those cells are 08's), every width's feature model and the
+    # distill-side expert trained on the same data for the same 3 epochs
     ablation_archs=("ConvNet", "AlexNet"), ablation_lam_front=(0.01, 0.1, 1.0), ablation_lam_rear=(0.1, 1.0, 10.0),
-    ablation_feature_epochs=(0, 1, 2), ablation_feature_widths=(32, 64, 128, 256), ablation_distill_epochs=2,
+    ablation_feature_epochs=(1, 2, 3), ablation_feature_widths=(32, 64, 128, 256), ablation_distill_epochs=3,
+    ablation_seeds=(0, 1), ablation_epochs=300, ablation_models=2, ablation_feature="0:3:3",
     # PTM study (07 ~20 min after 01): pools of 3 ConvNets + 1 AlexNet/VGG11/ResNet18, 10 epochs on
     # 300 images/class; DM IPC 10 with 100 iterations per set; the offline out-of-domain source is mnist_5k
     ptm_model_num=3, ptm_model_num_others=1, ptm_epochs=10, ptm_per_class=300, ptm_epoch=10,

@@ -50,8 +50,8 @@ def test_the_redo_refuses_snapshots_its_training_lacks_and_repeated_seeds():
 
 
 def test_the_cpu_redo_reuses_08s_cells_and_evaluates_300_epochs():
-    p = profiles.override(profiles.get("cpu"), **profile_next.overrides_for("cpu", "04_elf_ablations"))
-    plan4, _ = grid.plan_of(ab, p)
+    assert not profile_next.overrides_for("cpu", "04_elf_ablations")     # landed: the cpu profile holds them
+    plan4, _ = grid.plan_of(ab, profiles.get("cpu"))
     plan8, _ = grid.plan_of(elf_regime, profiles.get("cpu"))
     ev = [c for c in plan4.cells() if c.kind == "evaluate"]
     assert {c.args["protocol"]["epochs"] for c in ev} == {300}
@@ -61,6 +61,28 @@ def test_the_cpu_redo_reuses_08s_cells_and_evaluates_300_epochs():
     rows = [(lab, c) for lab, c, _ in plan4.rows if lab["ablation"] in ("feature_epoch", "loss_mode")
             and lab.get("variant") in ("1", "2", "3", "task")]
     assert rows and all(c.key in shared for _, c in rows)         # baselines and snapshot cells: 08's
+
+
+def test_04s_landing_left_the_other_redos_cells_as_they_were():
+    """Only 04 reads the ablation fields: the cpu profile's landed values against the ones before them move 04's cell
+    keys and no cell key of 03's or 07's pending redo (07 plans from 06's committed records, copied in)."""
+    import shutil
+    from pathlib import Path
+
+    from elfkit import paths
+    from elfkit.experiments import cross_arch, ptm_cross_arch
+
+    landed = profiles.get("cpu")
+    records = paths.results_dir(profiles.label(landed), "06_ptm_options") / "records.json"
+    records.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / "results/cpu/06_ptm_options/records.json", records)
+    before = profiles.override(landed, ablation_seeds=(), ablation_epochs=0, ablation_models=0, ablation_feature="",
+                               ablation_feature_epochs=(0, 1, 2), ablation_distill_epochs=2)
+    assert set(grid.plan_of(ab, before)[0].keys()) != set(grid.plan_of(ab, landed)[0].keys())
+    for module, slug in ((cross_arch, "03_cross_arch"), (ptm_cross_arch, "07_ptm_cross_arch")):
+        pending = profile_next.overrides_for("cpu", slug)
+        now, then = (profiles.override(p, **pending) for p in (landed, before))
+        assert set(grid.plan_of(module, now)[0].keys()) == set(grid.plan_of(module, then)[0].keys())
 
 
 def test_ablation_gains_pair_each_cell_with_its_architectures_baseline():

@@ -48,7 +48,7 @@ def test_the_cpu_redo_shares_08s_sets_and_04s_width_trainings():
     cpu = profiles.get("cpu")
     assert not profile_next.overrides_for("cpu", "05_inductive_bias")     # landed: the cpu profile holds them
     p5 = cpu
-    p4 = profiles.override(cpu, **profile_next.overrides_for("cpu", "04_elf_ablations"))
+    p4 = cpu                                                             # 04 landed too
     plan5, _ = grid.plan_of(ib, p5)
     plan4, _ = grid.plan_of(elf_ablations, p4)
     plan8, _ = grid.plan_of(elf_regime, cpu)
