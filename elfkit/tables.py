@@ -259,6 +259,38 @@ def ablation_gains(df: pd.DataFrame) -> pd.DataFrame:
     return paired_gains(df, ["ablation", "variant", "ablation_arch", "eval_arch"], ["eval_arch"])
 
 
+ELF_KNOBS = ("loss_mode", "feature_loss", "lam_front", "lam_rear", "feature_epoch", "feature_source", "on_augmented")
+
+
+def ablation_contrasts(df: pd.DataFrame) -> pd.DataFrame:
+    """04: each ELF setting minus the released default (the `front_rear_task` row's knobs) on the same evaluation
+    model, paired by distillation set and model seed; per set the mean over models, then mean ± std over sets and
+    the per-set values, called only beyond that spread. `default` names the ablation's own default row, which is
+    left out; feature_width rows compare different networks and stay in ablation_gains."""
+    acc = df[(df["metric"] == "test_acc") & (df["eval_mode"] == "elf") & (df["ablation"] != "feature_width")].copy()
+    acc["distill_seed"] = acc["distill_seed"].fillna(-1) if "distill_seed" in acc else -1
+    acc["knobs"] = [tuple(r) for r in acc[[k for k in ELF_KNOBS if k in acc]].astype(str).to_numpy()]
+    key = ["eval_arch", "distill_seed", "model_seed"]
+    ref = acc[(acc["ablation"] == "loss_mode") & (acc["variant"] == "front_rear_task")].drop_duplicates(key)
+    if ref.empty:
+        raise ValueError("no front_rear_task rows: the released default is the contrasts' reference")
+    ref_knobs = ref.groupby("eval_arch")["knobs"].first()
+    acc["ref"] = ref.set_index(key)["value"].reindex(pd.MultiIndex.from_frame(acc[key])).to_numpy()
+    is_default = acc["knobs"] == acc["eval_arch"].map(ref_knobs)
+    defaults = acc[is_default].groupby(["ablation", "eval_arch"])["variant"].first()
+    acc = acc[~is_default]
+    acc["diff"] = (acc["value"] - acc["ref"]) * 100
+    by = ["ablation", "variant", "ablation_arch", "eval_arch"]
+    per_set = acc.groupby([*by, "distill_seed"], sort=False)["diff"].mean()
+    g = per_set.groupby(level=by, sort=False)
+    out = pd.DataFrame({"vs default": g.mean(), "std": g.std(ddof=0), "sets": g.size(),
+                        "per set": g.agg(lambda v: " / ".join(f"{x:+.1f}" for x in v))})
+    out["called"] = called(out["vs default"], out["std"], out["sets"], "above default", "below default")
+    out = out.round(2).reset_index()
+    out.insert(2, "default", [defaults.get((a, e), "") for a, e in zip(out["ablation"], out["eval_arch"])])
+    return out
+
+
 def sweep_gains(df: pd.DataFrame) -> pd.DataFrame:
     """05: each sweep member's ELF gain over its own baseline (paired_gains), called only beyond its spread over
     distillation sets (study_seeds; one set calls nothing)."""

@@ -111,6 +111,36 @@ def test_ablation_gains_pair_each_cell_with_its_architectures_baseline():
         ek.tables.ablation_gains(pd.DataFrame(mixed))
 
 
+def test_ablation_contrasts_pair_each_setting_with_the_released_default():
+    """Default (front_rear_task, CE, λ 1) at 80 %; L2 sits 1.0 then 2.0 points below it on the two sets (−1.5 ± 0.5,
+    called); λ_rear 10 sits +0.5 then −0.5 (0.0 ± 0.5, within). The defaults themselves are no rows."""
+    knobs = {"loss_mode": "front_rear_task", "feature_loss": "CE", "lam_front": 1.0, "lam_rear": 1.0,
+             "feature_epoch": 3, "feature_source": "wide", "on_augmented": False}
+    rows = []
+    for d, (l2, lam) in enumerate(((-0.01, 0.005), (-0.02, -0.005))):
+        for m in (0, 1):
+            lab = {"ablation_arch": "AlexNet", "eval_arch": "AlexNet", "distill_seed": d, "model_seed": m,
+                   "metric": "test_acc", "eval_mode": "elf"}
+            noise = 0.004 if m else -0.004                           # models average out within a set
+            for ablation, variant, change, shift in (("loss_mode", "front_rear_task", {}, 0.0),
+                                                     ("feature_loss", "CE", {}, 0.0),
+                                                     ("feature_loss", "L2", {"feature_loss": "L2"}, l2),
+                                                     ("lam_rear", "1", {}, 0.0),
+                                                     ("lam_rear", "10", {"lam_rear": 10.0}, lam)):
+                rows.append({**lab, **knobs, **change, "ablation": ablation, "variant": variant,
+                             "value": 0.8 + noise + shift})
+            rows.append({**lab, "ablation": "loss_mode", "variant": "task", "eval_mode": "baseline", "value": 0.7})
+    t = ek.tables.ablation_contrasts(pd.DataFrame(rows)).set_index(["ablation", "variant"])
+    assert list(t.index) == [("feature_loss", "L2"), ("lam_rear", "10")]
+    assert t.loc[("feature_loss", "L2"), "vs default"] == pytest.approx(-1.5)
+    assert t.loc[("feature_loss", "L2"), "std"] == pytest.approx(0.5)
+    assert t.loc[("feature_loss", "L2"), "per set"] == "-1.0 / -2.0"
+    assert t.loc[("feature_loss", "L2"), "called"] == "below default"
+    assert t.loc[("feature_loss", "L2"), "default"] == "CE" and t.loc[("lam_rear", "10"), "default"] == "1"
+    assert t.loc[("lam_rear", "10"), "vs default"] == pytest.approx(0.0, abs=1e-9)
+    assert t.loc[("lam_rear", "10"), "called"] == "within"
+
+
 def test_the_redo_smoke_run_records_feature_accuracy_per_elf_row():
     ctx = ek.start("04_elf_ablations", "smoke", progress="off", quiet=True, overrides=REDO)
     df = ek.results.cached(ctx, ab.run, recompute=True).frame()
@@ -121,3 +151,5 @@ def test_the_redo_smoke_run_records_feature_accuracy_per_elf_row():
     assert acc[acc["eval_mode"] == "baseline"]["feature_acc"].isna().all()
     gains = ek.tables.ablation_gains(df)
     assert (gains["sets"] == 2).all() and set(gains["ablation"]) == set(ab.ABLATIONS)
+    contrasts = ek.tables.ablation_contrasts(df)
+    assert (contrasts["sets"] == 2).all() and "feature_width" not in set(contrasts["ablation"])
