@@ -298,10 +298,10 @@ def ablation_panels(df: pd.DataFrame, ablations, title: str = ""):
     from .tables import spread
 
     s = spread(df, ["ablation", "variant", "ablation_arch", "eval_arch", "eval_mode"])   # the table's spread
-    s = s[s["ablation"].isin(ablations)]
+    base = s[s["eval_mode"] == "baseline"].groupby("eval_arch")["mean"].first()   # before the panels' filter:
+    s = s[s["ablation"].isin(ablations)]                      # the baseline rows sit in loss_mode's panel only
     groups = list(dict.fromkeys(s["ablation_arch"]))
     colors = dict(zip(groups, sns.color_palette("deep", len(groups))))
-    base = s[s["eval_mode"] == "baseline"].groupby("eval_arch")["mean"].first()
     panels = [a for a in ablations if a in set(s["ablation"])]
     widths = [max(2, s[s["ablation"] == a]["variant"].nunique()) for a in panels]
     fig, axs = plt.subplots(1, len(panels), figsize=(1.6 + 0.95 * sum(widths), 3.6), sharey=True, squeeze=False,
@@ -326,7 +326,8 @@ def ablation_panels(df: pd.DataFrame, ablations, title: str = ""):
                       rotation_mode="anchor", fontsize=8)
         ax.set_title(label(ab), fontsize=10)
     axs[0][0].set_ylabel("test accuracy (%)")
-    lo = max(0.0, float((s["mean"] - s["std"]).min()) - 5)
+    shown = base[base.index.isin(groups)]
+    lo = max(0.0, min(float((s["mean"] - s["std"]).min()), float(shown.min()) if len(shown) else 100.0) - 5)
     axs[0][0].set_ylim(lo, min(100.0, float((s["mean"] + s["std"]).max()) + 3))
     handles = [Patch(color=colors[g], label=g) for g in groups] + [Patch(facecolor="white", edgecolor="k",
                                                                          hatch="//", label="baseline")]

@@ -57,3 +57,16 @@ def test_save_names_the_file_and_captions_a_variant_label(results_root):
                                                                         "figures/paper-cifar10/demo.pdf"]
     assert any("paper profile" in t.get_text() and "cifar10" in t.get_text() for t in fig.texts)
     plt.close(fig)
+
+
+def test_ablation_panels_draw_each_models_baseline_in_panels_without_baseline_bars():
+    """04's sensitivity figure has no `task` rows in its panels; the dotted baseline still comes from loss_mode's."""
+    rows = [{"ablation": "loss_mode", "variant": "task", "ablation_arch": "AlexNet", "eval_arch": "AlexNet",
+             "eval_mode": "baseline", "model_seed": m, "metric": "test_acc", "value": 0.70} for m in (0, 1)]
+    rows += [{"ablation": "lam_rear", "variant": v, "ablation_arch": "AlexNet", "eval_arch": "AlexNet",
+              "eval_mode": "elf", "model_seed": m, "metric": "test_acc", "value": 0.8} for v in ("1", "10")
+             for m in (0, 1)]
+    fig = plotting.ablation_panels(pd.DataFrame(rows), ["lam_rear"])
+    (ax,) = fig.axes
+    dotted = [ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+    assert dotted == [pytest.approx(70.0)] and ax.get_ylim()[0] < 70.0
