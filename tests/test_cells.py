@@ -40,12 +40,12 @@ def _perturbations(name: str, value, hint) -> list:
     if typing.get_origin(hint) is tuple:
         if not value:
             return [(1, 1)] if name == "dc_loop_cap" else []
-        if name == "regime_features":   # also one snapshot more per training: 04 keeps 1/2/3 of 08's 0:3 training
-            trainings = dict.fromkeys(v.rsplit(":", 1)[0] for v in value)   # itself, so only a new one moves it
-            extra = tuple(f"{t}:0" for t in trainings if f"{t}:0" not in value)
         if len(value) > 2:      # a middle entry too: 08's listed snapshots of a training shared with 03/05
-            return [tuple(value[:-1]), tuple(value[1:]), tuple(value[:1] + value[2:])] + \
-                ([tuple(value) + extra] if name == "regime_features" and extra else [])
+            out = [tuple(value[:-1]), tuple(value[1:]), tuple(value[:1] + value[2:])]
+            if name == "regime_features":   # and snapshot 0 of every training: 04 keeps 1/2/3 of 08's 0:3 training
+                trainings = dict.fromkeys(v.rsplit(":", 1)[0] for v in value)   # itself, so only a new one moves it
+                out.append(tuple(value) + tuple(f"{t}:0" for t in trainings if f"{t}:0" not in value))
+            return out
         if len(value) > 1:
             return [tuple(value[:-1]), tuple(value[1:])]
         inner = typing.get_args(hint)[0]

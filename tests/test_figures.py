@@ -61,6 +61,8 @@ def test_save_names_the_file_and_captions_a_variant_label(results_root):
 
 def test_ablation_panels_draw_each_models_baseline_in_panels_without_baseline_bars():
     """04's sensitivity figure has no `task` rows in its panels; the dotted baseline still comes from loss_mode's."""
+    import matplotlib.pyplot as plt
+
     rows = [{"ablation": "loss_mode", "variant": "task", "ablation_arch": "AlexNet", "eval_arch": "AlexNet",
              "eval_mode": "baseline", "model_seed": m, "metric": "test_acc", "value": 0.70} for m in (0, 1)]
     rows += [{"ablation": "lam_rear", "variant": v, "ablation_arch": "AlexNet", "eval_arch": "AlexNet",
@@ -70,3 +72,4 @@ def test_ablation_panels_draw_each_models_baseline_in_panels_without_baseline_ba
     (ax,) = fig.axes
     dotted = [ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_linestyle() == ":"]
     assert dotted == [pytest.approx(70.0)] and ax.get_ylim()[0] < 70.0
+    plt.close(fig)
