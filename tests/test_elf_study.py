@@ -9,7 +9,7 @@ import elfkit as ek
 from elfkit import augment, data, elf, models, profiles, study
 from elfkit.errors import ElfkitError
 from elfkit.evaluate import random_real
-from elfkit.experiments import elf_ablations as ab, inductive_bias as ib
+from elfkit.experiments import elf_ablations as ab, grid, inductive_bias as ib
 
 FMNIST = (1, (28, 28))   # Fashion-MNIST's shape (the synthetic data has the same)
 
@@ -44,8 +44,10 @@ def test_profile_study_fields_resolve(name):
         models.create(arch, 1, 10, (28, 28))
     m = profiles.override(p, **profiles.assignments(p.study_matrix_overrides))   # validated like notebook overrides
     assert m.name == name
-    assert set(p.ablation_feature_epochs) <= set(range(p.feature_epochs + 1))
-    assert p.feature_epoch in p.ablation_feature_epochs and 1.0 in p.ablation_lam_front and 1.0 in p.ablation_lam_rear
+    epochs = grid.feature_spec(p.ablation_feature)[1] if p.ablation_feature else p.feature_epochs   # the training
+    assert set(p.ablation_feature_epochs) <= set(range(epochs + 1))                                 # 04 reads
+    assert ab.default_epoch(p) in p.ablation_feature_epochs
+    assert 1.0 in p.ablation_lam_front and 1.0 in p.ablation_lam_rear
 
 
 def test_matrix_overrides_parse_and_validate():
