@@ -90,7 +90,6 @@ def test_every_ablation_knob_changes_the_loss_that_is_trained(monkeypatch, tmp_p
     """The loss each evaluation cell of the 04 plan hands to evaluate_synset (the real path: cell_kinds.evaluate ->
     elf.evaluate), on one tiny batch: the variants of an ablation must all differ."""
     from elfkit import cell_kinds, cells, executors
-    from elfkit.experiments import grid
 
     p = profiles.get("smoke", ablation_lam_front=[0.0, 1.0], ablation_lam_rear=[0.0, 1.0])   # λ = 0 vs 1
     plan, _ = grid.plan_of(ab, p)
@@ -131,8 +130,6 @@ def test_every_ablation_knob_changes_the_loss_that_is_trained(monkeypatch, tmp_p
 
 def test_identical_variants_share_evaluation_cells():
     """ConvNetW128 is ConvNet and the baseline ignores every feature knob: the plan evaluates each once."""
-    from elfkit.experiments import grid
-
     plan, _ = grid.plan_of(ab, profiles.SMOKE)
     evals = [c for _, c, _ in plan.rows if not isinstance(c, list)]
     assert len({c.key for c in evals}) < len(evals)
